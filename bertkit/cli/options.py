@@ -1,0 +1,41 @@
+"""Option aliases shared by every command, so flags read and behave the same everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RecipeOption = Annotated[
+    str,
+    typer.Option(
+        "--recipe",
+        "-r",
+        help="Recipe file, or the name of a bundled recipe (see `bertkit recipes list`).",
+        show_default=False,
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a recipe key, e.g. --set train.epochs=2 (repeatable; values are YAML).",
+        metavar="KEY=VALUE",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool,
+    typer.Option("--json", help="Print JSON instead of a table (for scripts and bug reports)."),
+]
+ModelDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="A bertkit run directory or any Hugging Face model directory. Default: the latest run.",
+        show_default=False,
+    ),
+]

@@ -1,0 +1,20 @@
+"""Where bertkit talks to people: rich consoles for results (stdout) and messages (stderr)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+
+# Results go to stdout so they can be piped; progress, notes and errors go to stderr.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A one-line progress or decision note on stderr (printed literally, no markup)."""
+    err.print("[dim]·[/dim]", escape(message))
+
+
+def warn(message: str) -> None:
+    """A warning the user should read, on stderr (printed literally, no markup)."""
+    err.print("[yellow]warning:[/yellow]", escape(message))

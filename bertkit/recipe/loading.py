@@ -1,0 +1,347 @@
+"""Read a recipe: find the file, parse YAML safely, apply `--set` overrides, validate.
+
+Errors are collected, not raised one at a time: a user with three typos sees three
+lines, each naming the file, the YAML line, the dotted key, and the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bertkit.errors import RecipeError
+from bertkit.recipe.bundled import bundled_names, bundled_path
+from bertkit.recipe.schema import Recipe, schema_keys
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+# Keys whose values are local paths that resolve against the recipe's folder.
+_DATA_SPLITS = ("train", "validation", "test")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads `3e-5` as a float (YAML 1.1 wants `3.0e-5`)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, origin: str) -> tuple[Any, dict[str, int]]:
+    """Parse YAML text safely and map every dotted key to its 1-based line.
+
+    Raises:
+        RecipeError: the text is not valid YAML (names the line and column).
+    """
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        value = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{origin}:{mark.line + 1}" if mark else origin
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(
+            f"{where}: not valid YAML: {problem}",
+            hint="check indentation and quoting around that line",
+        ) from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _record_lines(node, "", lines)
+    return value, lines
+
+
+def _record_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            dotted = f"{prefix}{key_node.value}"
+            lines[dotted] = key_node.start_mark.line + 1
+            _record_lines(value_node, dotted + ".", lines)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `a.b=value` into the dotted key and the YAML-parsed value.
+
+    Raises:
+        RecipeError: no `=`, a malformed key, or a value that is not valid YAML.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not _KEY.match(key):
+        raise RecipeError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key",
+            hint="for example: --set train.epochs=2 or --set data.text=[question,passage]",
+        )
+    if raw.strip() == "":
+        return key, None
+    value, _ = parse_yaml(raw, f"--set {key}")
+    return key, value
+
+
+def find_recipe(ref: str | Path) -> Path:
+    """Turn `--recipe` into a file: a path, or the name of a bundled recipe.
+
+    Raises:
+        RecipeError: neither a file nor a bundled recipe name.
+    """
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise RecipeError(f"{ref}: is a folder, not a recipe file", hint="name a .yaml file")
+    bundled = bundled_path(str(ref))
+    if bundled is not None:
+        return bundled
+    names = bundled_names()
+    close = difflib.get_close_matches(str(ref), names, n=1)
+    hint = f"did you mean `{close[0]}`? " if close else ""
+    raise RecipeError(
+        f"{ref}: no such recipe file or bundled recipe",
+        hint=f"{hint}bundled recipes: {', '.join(names)} (see `bertkit recipes list`)",
+    )
+
+
+def load_recipe(ref: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+    """Load, override and validate a recipe from a path or bundled name.
+
+    Args:
+        ref: a YAML file path, or a bundled recipe name such as `quickstart`.
+        overrides: `key=value` strings, applied in order after the file.
+
+    Raises:
+        RecipeError: listing every problem, with file, line and key.
+    """
+    path = find_recipe(ref)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read recipe: {exc}") from None
+    raw, lines = parse_yaml(text, str(path))
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(
+            f"{path}: a recipe is a YAML mapping of sections (task:, model:, data:, ...), "
+            f"not a {type(raw).__name__}",
+            hint="see `bertkit recipes show quickstart` for an example",
+        )
+    origins = {key: f"{path}:{line}" for key, line in lines.items()}
+    _resolve_paths(raw, path.parent)
+    return recipe_from_dict(raw, overrides, origins=origins, source=path, label=str(path))
+
+
+def recipe_from_dict(
+    raw: Mapping[str, Any],
+    overrides: Iterable[str] = (),
+    *,
+    origins: Mapping[str, str] | None = None,
+    source: Path | None = None,
+    label: str = "recipe",
+) -> Recipe:
+    """Apply overrides to a recipe mapping and validate it.
+
+    Args:
+        raw: the recipe as plain data (already path-resolved).
+        overrides: `key=value` strings.
+        origins: dotted key -> "file:line", for error messages.
+        source: the recipe file, if any; recorded on the returned recipe.
+        label: what to call the recipe in messages when a key has no origin.
+
+    Raises:
+        RecipeError: listing every problem.
+    """
+    data = _deep_copy(raw)
+    where = dict(origins or {})
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(data, key, value, item)
+        if isinstance(value, str) and key.startswith("data.") and key.count(".") == 1:
+            _resolve_paths(data, Path.cwd(), only=key.split(".")[1])
+        for known in [k for k in where if k == key or k.startswith(key + ".")]:
+            del where[known]
+        where[key] = f"--set {item}"
+        _record_override_children(value, key, item, where)
+
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems = _describe_errors(exc, data, where, label)
+        raise RecipeError(
+            f"{label}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the recipe",
+            hint="fix the keys above; `bertkit recipes show quickstart` has every section",
+            problems=problems,
+        ) from None
+    cross = recipe.cross_field_problems()
+    if cross:
+        problems = [f"{_where(key, where, label)}: {key}: {msg}" for key, msg in cross]
+        raise RecipeError(
+            f"{label}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the recipe",
+            hint="fix the keys above",
+            problems=problems,
+        )
+    recipe._source = source
+    return recipe
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The recipe as YAML, every default written out, so it reruns as is."""
+    data = recipe.model_dump(mode="json", exclude_none=True)
+    if data.get("name") is None:
+        data["name"] = recipe.run_name
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _resolve_paths(raw: dict[str, Any], base: Path, only: str | None = None) -> None:
+    """Make relative local data paths absolute against `base`, in place."""
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for split in _DATA_SPLITS if only is None else (only,):
+        value = data.get(split)
+        if isinstance(value, str):
+            data[split] = _absolute(value, base)
+        elif isinstance(value, dict) and isinstance(value.get("path"), str):
+            value["path"] = _absolute(value["path"], base)
+
+
+def _absolute(value: str, base: Path) -> str:
+    path = Path(value).expanduser()
+    return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any, item: str) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            prefix = ".".join(parts[: i + 1])
+            raise RecipeError(
+                f"--set {item}: `{prefix}` is a value, not a section",
+                hint=f"set it whole, e.g. --set '{prefix}={{...}}'",
+            )
+        node = child
+    node[parts[-1]] = value
+
+
+def _record_override_children(value: Any, key: str, item: str, where: dict[str, str]) -> None:
+    if isinstance(value, dict):
+        for child_key, child_value in value.items():
+            dotted = f"{key}.{child_key}"
+            where[dotted] = f"--set {item}"
+            _record_override_children(child_value, dotted, item, where)
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _where(key: str, where: Mapping[str, str], label: str) -> str:
+    """The origin of `key`, or of its nearest ancestor that has one."""
+    parts = re.sub(r"\[\d+\]", "", key).split(".")
+    while parts:
+        origin = where.get(".".join(parts))
+        if origin:
+            return origin
+        parts.pop()
+    return label
+
+
+def _describe_errors(
+    exc: ValidationError, data: dict[str, Any], where: Mapping[str, str], label: str
+) -> list[str]:
+    valid = set(schema_keys())
+    by_key: dict[str, list[str]] = {}
+    for error in exc.errors():
+        key = _dotted(error["loc"])
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key{_suggestion(key, error.get('input'), valid)}"
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = _tidy(error["msg"])
+            if error["type"] not in ("value_error", "assertion_error"):
+                message += f" (got {_short(error.get('input'))})"
+        by_key.setdefault(key, [])
+        if message not in by_key[key]:
+            by_key[key].append(message)
+    # A union whose branch got further (e.g. into a list item) explains the problem
+    # better than the branches that failed at the top: keep only the deepest.
+    deepest = {
+        key: messages
+        for key, messages in by_key.items()
+        if not any(other.startswith((key + "[", key + ".")) for other in by_key if key)
+    }
+    problems = [
+        (_where(key, where, label), key or "(top level)", " or ".join(messages))
+        for key, messages in deepest.items()
+    ]
+    problems.sort(key=lambda p: _origin_order(p[0]))
+    return [f"{origin}: {key}: {message}" for origin, key, message in problems]
+
+
+def _origin_order(origin: str) -> tuple[int, int]:
+    """Sort file lines first, in order, then `--set` overrides."""
+    _, _, line = origin.rpartition(":")
+    return (0, int(line)) if line.isdigit() else (1, 0)
+
+
+_UNION_TAG = re.compile(r"^(int|float|str|bool|list|dict|none|function-\w+|literal)\b|[\[\]'(]")
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """Dotted key from a pydantic location, dropping union-branch tags like `int`."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            if parts:
+                parts[-1] += f"[{item}]"
+        elif not _UNION_TAG.search(str(item)):
+            parts.append(str(item))
+    return ".".join(parts)
+
+
+def _suggestion(key: str, value: Any, valid: set[str]) -> str:
+    """`; did you mean X?` for an unknown dotted key, or an empty string."""
+    prefix, _, last = key.rpartition(".")
+    siblings = sorted({k.rpartition(".")[2] for k in valid if k.rpartition(".")[0] == prefix})
+    close = difflib.get_close_matches(last, siblings, n=1, cutoff=0.6)
+    if close:
+        fixed = f"{prefix}.{close[0]}" if prefix else close[0]
+        if isinstance(value, dict) and value:
+            child = f"{fixed}.{next(iter(value))}"
+            if child in valid:
+                fixed = child
+        return f"; did you mean `{fixed}`?"
+    elsewhere = sorted(k for k in valid if k.rpartition(".")[2] == last)
+    if elsewhere:
+        return f"; did you mean `{elsewhere[0]}`?"
+    return ""
+
+
+def _tidy(message: str) -> str:
+    message = message.removeprefix("Value error, ")
+    return message[:1].lower() + message[1:]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def schema_for(model: type[BaseModel]) -> dict[str, Any]:
+    """JSON schema of a recipe section (for editors and docs)."""
+    return model.model_json_schema()

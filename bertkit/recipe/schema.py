@@ -1,0 +1,362 @@
+"""The recipe schema: one typed, closed description of a run.
+
+Every section forbids unknown keys, so a typo is an error and never a silently
+ignored setting. Every field has a description: `bertkit recipes validate` and the
+docs read them. This module imports only pydantic, so the CLI stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+FileFormat = Literal["csv", "tsv", "json", "jsonl", "parquet", "txt"]
+
+
+class Section(BaseModel):
+    """Base of every recipe section: closed, validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataSource(Section):
+    """Where one split comes from: a local file (or folder/glob) or a Hub dataset.
+
+    In YAML a bare string is a local path; a mapping names a Hub dataset
+    (`{hub: stanfordnlp/sst2, split: train}`) or a file with options.
+    """
+
+    path: str | None = Field(
+        None,
+        description="Local file, folder or glob. Relative paths resolve against the recipe's folder.",
+    )
+    hub: str | None = Field(
+        None, description="Hugging Face Hub dataset id, e.g. `stanfordnlp/sst2`."
+    )
+    config: str | None = Field(
+        None, description="Hub dataset configuration name, if it has several."
+    )
+    split: str | None = Field(
+        None, description="Hub split to read (e.g. `train`, `validation[:10%]`)."
+    )
+    format: FileFormat | None = Field(
+        None, description="File format; by default taken from the file extension."
+    )
+    revision: str | None = Field(None, description="Hub dataset revision (branch, tag or commit).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"path": value}
+        return value
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> DataSource:
+        if (self.path is None) == (self.hub is None):
+            raise ValueError(
+                "give exactly one of `path` (a local file) or `hub` (a Hub dataset id)"
+            )
+        if self.hub is not None and self.split is None:
+            raise ValueError(
+                "a Hub dataset needs a `split`, e.g. {hub: stanfordnlp/sst2, split: train}"
+            )
+        if self.path is not None and (self.split or self.config or self.revision):
+            raise ValueError(
+                "`split`, `config` and `revision` apply to Hub datasets, not local files"
+            )
+        return self
+
+    def describe(self) -> str:
+        """A short human-readable origin, for tables and model cards."""
+        if self.hub is not None:
+            config = f"/{self.config}" if self.config else ""
+            return f"{self.hub}{config} [{self.split}] (Hub)"
+        return str(self.path)
+
+
+class ModelSection(Section):
+    name: str = Field(
+        description=(
+            "What to start from: a Hub id (`google-bert/bert-base-uncased`), a local model "
+            "directory, a bertkit run directory, or a bundled alias (`minilm`)."
+        )
+    )
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
+    init: Literal["pretrained", "scratch"] = Field(
+        "pretrained",
+        description="`pretrained` loads the weights of `model.name`; `scratch` builds a new BERT.",
+    )
+    size: Literal["tiny", "mini", "small", "medium", "base"] | None = Field(
+        None,
+        description="With `init: scratch`, a BERT miniature size preset (Turc et al. 2019).",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="With `init: scratch`, BertConfig fields that override the size preset.",
+    )
+    tokenizer: str | None = Field(
+        None, description="Tokenizer to use when it differs from `model.name` (id or directory)."
+    )
+    trust_remote_code: bool = Field(
+        False,
+        description="Run custom model code shipped with a Hub repository. Off: it executes code.",
+    )
+    allow_pickle: bool = Field(
+        False,
+        description=(
+            "Allow loading pickle-based weights (`pytorch_model.bin`). Off: unpickling can "
+            "execute code; prefer safetensors."
+        ),
+    )
+
+
+class DataSection(Section):
+    train: DataSource | None = Field(None, description="Training data.")
+    validation: DataSource | None = Field(
+        None,
+        description="Validation data, used for evaluation during training and model selection.",
+    )
+    test: DataSource | None = Field(None, description="Optional held-out test data.")
+    validation_split: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Carve this share of train off as validation (stratified, seeded) when no "
+        "validation data is given.",
+    )
+    text: str | list[str] = Field(
+        "text",
+        description="Text column, or a list of columns joined into one text.",
+    )
+    text_pair: str | None = Field(
+        None,
+        description="Second text column for sentence-pair tasks, encoded as [CLS] a [SEP] b [SEP].",
+    )
+    label: str = Field("label", description="Label column.")
+    max_length: int = Field(
+        128, ge=8, le=8192, description="Longest sequence in tokens; longer texts are truncated."
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Use only the first N rows of each split (to try a recipe quickly)."
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _non_empty_columns(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one text column")
+        return value
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+
+class LabelsSection(Section):
+    type: Literal["auto", "single", "multi", "regression"] = Field(
+        "auto",
+        description="`auto` detects from the label column: ints/strings -> single, lists or "
+        "separated strings -> multi, floats -> regression.",
+    )
+    separator: str | None = Field(
+        None,
+        description="Split string labels on this separator to make multi-label targets (e.g. `|`).",
+    )
+    names: list[str] | None = Field(
+        None, description="Label names in id order; by default sorted from the training data."
+    )
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="Multi-label decision threshold on each label's probability."
+    )
+
+
+class MlmSection(Section):
+    objective: Literal["mlm", "mlm+nsp"] = Field(
+        "mlm", description="`mlm` masked-LM only; `mlm+nsp` adds next-sentence prediction."
+    )
+    probability: float = Field(
+        0.15, gt=0, lt=1, description="Share of tokens selected for masking (80/10/10 replacement)."
+    )
+    whole_word: bool = Field(
+        False, description="Mask all sub-tokens of a word together (whole-word masking)."
+    )
+    sequences: Literal["packing", "line_by_line"] = Field(
+        "packing",
+        description="`packing` concatenates documents into full blocks (no padding waste); "
+        "`line_by_line` keeps one line per sequence.",
+    )
+
+
+class TokenizerSection(Section):
+    train: bool = Field(False, description="Train a new WordPiece tokenizer on the corpus first.")
+    vocab_size: int = Field(30522, ge=100, description="Vocabulary size of a trained tokenizer.")
+    lowercase: bool = Field(True, description="Lowercase and strip accents (an uncased tokenizer).")
+    min_frequency: int = Field(2, ge=1, description="Drop tokens seen fewer times than this.")
+
+
+class EarlyStopping(Section):
+    patience: int = Field(
+        3, ge=1, description="Stop after this many evaluations without improvement."
+    )
+    threshold: float = Field(0.0, ge=0, description="Smallest change that counts as improvement.")
+
+
+class TrainSection(Section):
+    epochs: float = Field(3.0, gt=0, description="Passes over the training data.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (overrides `epochs`)."
+    )
+    batch_size: int | Literal["auto"] = Field(
+        32, description="Examples per device per step, or `auto` to find the largest that fits."
+    )
+    eval_batch_size: int | None = Field(
+        None, ge=1, description="Examples per device at evaluation; default twice `batch_size`."
+    )
+    gradient_accumulation: int = Field(
+        1, ge=1, description="Accumulate gradients over this many steps before an update."
+    )
+    learning_rate: float = Field(5e-5, gt=0, lt=1, description="Peak learning rate.")
+    warmup: float = Field(
+        0.1,
+        ge=0,
+        description="Linear warmup: a ratio of all steps when below 1, else a number of steps.",
+    )
+    scheduler: Literal["linear", "cosine", "constant_with_warmup"] = Field(
+        "linear", description="Learning-rate schedule after warmup."
+    )
+    weight_decay: float = Field(0.01, ge=0, lt=1, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    seed: int = Field(42, ge=0, description="Seed for weights, data order and dropout.")
+    precision: Precision = Field(
+        "auto",
+        description="`auto`: bf16 on GPUs that support it, else fp16 on CUDA, fp32 on CPU.",
+    )
+    group_by_length: bool = Field(
+        True,
+        description="Batch examples of similar length together, so padding is small.",
+    )
+    eval_every: Literal["epoch", "steps", "no"] = Field(
+        "epoch", description="When to evaluate on validation data."
+    )
+    eval_steps: int | None = Field(
+        None, ge=1, description="With `eval_every: steps`, evaluate every N steps."
+    )
+    metric: str | None = Field(
+        None,
+        description="Metric that picks the best model and drives early stopping; default per "
+        "task (accuracy, f1_macro, pearson, loss for MLM).",
+    )
+    early_stopping: EarlyStopping | None = Field(
+        None, description="Stop when the main metric stops improving."
+    )
+    class_weights: Literal["none", "auto"] | list[float] | dict[str, float] = Field(
+        "none",
+        description="Weight the loss per class: `auto` (inverse frequency), a list in label id "
+        "order, or a mapping from label name to weight.",
+    )
+    logging_steps: int = Field(10, ge=1, description="Record training loss every N steps.")
+    save_steps: int | None = Field(
+        None, ge=1, description="Also checkpoint every N steps (checkpoints are saved each epoch)."
+    )
+    save_total_limit: int = Field(2, ge=1, description="Checkpoints to keep.")
+    torch_compile: bool = Field(False, description="Compile the model with torch.compile.")
+    gradient_checkpointing: bool = Field(
+        False, description="Trade compute for memory by recomputing activations."
+    )
+    dataloader_workers: int = Field(0, ge=0, description="Background data-loading processes.")
+    report_to: list[str] = Field(
+        default_factory=list,
+        description="Experiment trackers (tensorboard, wandb, mlflow, ...). Empty: none.",
+    )
+    accelerate_config: str | None = Field(
+        None, description="Accelerate config file (FSDP, DeepSpeed, multi-node) for launches."
+    )
+
+
+class OutputSection(Section):
+    dir: str | None = Field(
+        None,
+        description="Run directory. Default: `runs/<recipe name>-<timestamp>`.",
+    )
+    root: str = Field("runs", description="Folder that holds runs and the `latest` pointer.")
+
+
+class Recipe(Section):
+    """One run: what to train, on which data, how, and where to write it."""
+
+    task: Literal["classification", "mlm"] = Field(
+        description="`classification` fine-tunes a classifier; `mlm` does masked-LM pretraining."
+    )
+    name: str | None = Field(
+        None, description="Run name; default: the recipe file's name without extension."
+    )
+    description: str | None = Field(None, description="One line shown by `bertkit recipes list`.")
+    model: ModelSection = Field(description="The model to start from.")
+    data: DataSection = Field(default_factory=DataSection, description="Data and columns.")
+    labels: LabelsSection = Field(
+        default_factory=LabelsSection, description="Label handling for classification."
+    )
+    mlm: MlmSection = Field(default_factory=MlmSection, description="Masked-LM pretraining.")
+    tokenizer: TokenizerSection = Field(
+        default_factory=TokenizerSection, description="Tokenizer training (from scratch)."
+    )
+    train: TrainSection = Field(default_factory=TrainSection, description="Optimisation.")
+    output: OutputSection = Field(default_factory=OutputSection, description="Where runs go.")
+
+    # The file the recipe was read from (None when built in Python or bundled-less).
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @property
+    def run_name(self) -> str:
+        """The name runs of this recipe carry: `name`, else the file stem, else the task."""
+        if self.name:
+            return self.name
+        return self._source.stem if self._source else self.task
+
+    def cross_field_problems(self) -> list[tuple[str, str]]:
+        """Problems that involve several keys, as (dotted key, message) pairs."""
+        problems = []
+        if self.data.train is None:
+            problems.append(("data.train", "every recipe needs training data"))
+        if self.data.validation is not None and self.data.validation_split is not None:
+            problems.append(
+                ("data.validation_split", "give validation data or a validation_split, not both")
+            )
+        if self.train.eval_every == "steps" and self.train.eval_steps is None:
+            problems.append(("train.eval_steps", "`eval_every: steps` needs eval_steps"))
+        if self.model.init == "scratch" and self.model.size is None and not self.model.config:
+            problems.append(("model.size", "`init: scratch` needs a size preset or model.config"))
+        if self.model.init != "scratch" and (self.model.size or self.model.config):
+            problems.append(("model.size", "size and config apply only with `model.init: scratch`"))
+        if self.task == "mlm" and self.data.text_pair is not None:
+            problems.append(("data.text_pair", "masked-LM pretraining reads one text column"))
+        return problems
+
+
+def schema_keys(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
+    """Every valid dotted key of the schema (sections and leaves), for typo hints."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        for sub in _sub_models(field.annotation):
+            keys.extend(schema_keys(sub, dotted + "."))
+    return sorted(set(keys))
+
+
+def _sub_models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [
+        arg
+        for arg in getattr(annotation, "__args__", ())
+        if isinstance(arg, type) and issubclass(arg, BaseModel)
+    ]

@@ -1,0 +1,1 @@
+"""Bundled bertkit recipes, installed as the package `bertkit.bundled` (data only)."""
