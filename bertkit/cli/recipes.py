@@ -39,9 +39,7 @@ def list_recipes() -> None:
         task, description = recipe_summary(bundled_dir() / f"{name}.yaml")
         table.add_row(name, task, description)
     out.print(table)
-    out.print(
-        "\nRun one: bertkit finetune --recipe NAME    Copy one: bertkit recipes copy NAME DEST"
-    )
+    out.print("\nRun one: bertkit finetune --recipe NAME    Copy one: bertkit recipes copy NAME DEST")
 
 
 @recipes_app.command("show")

@@ -22,9 +22,9 @@ def local_data_files(recipe_file: Path) -> list[Path]:
     for split in _SPLITS:
         value = data.get(split)
         path = value.get("path") if isinstance(value, dict) else value
-        if isinstance(path, str) and not Path(path).is_absolute():
-            if (recipe_file.parent / path).is_file():
-                found.append(Path(path))
+        relative = isinstance(path, str) and not Path(path).is_absolute()
+        if relative and (recipe_file.parent / path).is_file():
+            found.append(Path(path))
     return found
 
 
@@ -43,11 +43,7 @@ def copy_recipe(source: Path, target: Path, *, overwrite: bool = False) -> list[
         (source.parent / rel, target.parent / rel) for rel in local_data_files(source)
     ]
     if not overwrite:
-        clashes = [
-            str(dst)
-            for src, dst in planned
-            if dst.exists() and dst.read_bytes() != src.read_bytes()
-        ]
+        clashes = [str(dst) for src, dst in planned if dst.exists() and dst.read_bytes() != src.read_bytes()]
         if clashes:
             raise UsageError(
                 f"{clashes[0]}: already exists",

@@ -33,15 +33,9 @@ class DataSource(Section):
         None,
         description="Local file, folder or glob. Relative paths resolve against the recipe's folder.",
     )
-    hub: str | None = Field(
-        None, description="Hugging Face Hub dataset id, e.g. `stanfordnlp/sst2`."
-    )
-    config: str | None = Field(
-        None, description="Hub dataset configuration name, if it has several."
-    )
-    split: str | None = Field(
-        None, description="Hub split to read (e.g. `train`, `validation[:10%]`)."
-    )
+    hub: str | None = Field(None, description="Hugging Face Hub dataset id, e.g. `stanfordnlp/sst2`.")
+    config: str | None = Field(None, description="Hub dataset configuration name, if it has several.")
+    split: str | None = Field(None, description="Hub split to read (e.g. `train`, `validation[:10%]`).")
     format: FileFormat | None = Field(
         None, description="File format; by default taken from the file extension."
     )
@@ -57,17 +51,11 @@ class DataSource(Section):
     @model_validator(mode="after")
     def _one_origin(self) -> DataSource:
         if (self.path is None) == (self.hub is None):
-            raise ValueError(
-                "give exactly one of `path` (a local file) or `hub` (a Hub dataset id)"
-            )
+            raise ValueError("give exactly one of `path` (a local file) or `hub` (a Hub dataset id)")
         if self.hub is not None and self.split is None:
-            raise ValueError(
-                "a Hub dataset needs a `split`, e.g. {hub: stanfordnlp/sst2, split: train}"
-            )
+            raise ValueError("a Hub dataset needs a `split`, e.g. {hub: stanfordnlp/sst2, split: train}")
         if self.path is not None and (self.split or self.config or self.revision):
-            raise ValueError(
-                "`split`, `config` and `revision` apply to Hub datasets, not local files"
-            )
+            raise ValueError("`split`, `config` and `revision` apply to Hub datasets, not local files")
         return self
 
     def describe(self) -> str:
@@ -199,9 +187,7 @@ class TokenizerSection(Section):
 
 
 class EarlyStopping(Section):
-    patience: int = Field(
-        3, ge=1, description="Stop after this many evaluations without improvement."
-    )
+    patience: int = Field(3, ge=1, description="Stop after this many evaluations without improvement.")
     threshold: float = Field(0.0, ge=0, description="Smallest change that counts as improvement.")
 
 
@@ -291,9 +277,7 @@ class Recipe(Section):
     task: Literal["classification", "mlm"] = Field(
         description="`classification` fine-tunes a classifier; `mlm` does masked-LM pretraining."
     )
-    name: str | None = Field(
-        None, description="Run name; default: the recipe file's name without extension."
-    )
+    name: str | None = Field(None, description="Run name; default: the recipe file's name without extension.")
     description: str | None = Field(None, description="One line shown by `bertkit recipes list`.")
     model: ModelSection = Field(description="The model to start from.")
     data: DataSection = Field(default_factory=DataSection, description="Data and columns.")
@@ -327,9 +311,7 @@ class Recipe(Section):
         if self.data.train is None:
             problems.append(("data.train", "every recipe needs training data"))
         if self.data.validation is not None and self.data.validation_split is not None:
-            problems.append(
-                ("data.validation_split", "give validation data or a validation_split, not both")
-            )
+            problems.append(("data.validation_split", "give validation data or a validation_split, not both"))
         if self.train.eval_every == "steps" and self.train.eval_steps is None:
             problems.append(("train.eval_steps", "`eval_every: steps` needs eval_steps"))
         if self.model.init == "scratch" and self.model.size is None and not self.model.config:
