@@ -39,3 +39,11 @@ ModelDirOption = Annotated[
         show_default=False,
     ),
 ]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="cpu, cuda or mps. Default: the best available.",
+        show_default=False,
+    ),
+]

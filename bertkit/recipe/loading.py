@@ -28,11 +28,16 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads `3e-5` as a float (YAML 1.1 wants `3.0e-5`)."""
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
-    list("-+0123456789."),
-)
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes strings `_Loader` would read back as floats (`"3e-5"`)."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+        list("-+0123456789."),
+    )
 
 
 def parse_yaml(text: str, origin: str) -> tuple[Any, dict[str, int]]:
@@ -51,6 +56,12 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, dict[str, int]]:
         raise RecipeError(
             f"{where}: not valid YAML: {problem}",
             hint="check indentation and quoting around that line",
+        ) from None
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+        # An explicit tag with a value it cannot take (`!!int abc`), or absurd nesting.
+        raise RecipeError(
+            f"{origin}: not valid YAML: {type(exc).__name__}: {exc}",
+            hint="check the values that carry an explicit `!!tag`",
         ) from None
     lines: dict[str, int] = {}
     if node is not None:
@@ -195,7 +206,7 @@ def dump_recipe(recipe: Recipe) -> str:
     data = recipe.model_dump(mode="json", exclude_none=True)
     if data.get("name") is None:
         data["name"] = recipe.run_name
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path, only: str | None = None) -> None:
@@ -212,8 +223,13 @@ def _resolve_paths(raw: dict[str, Any], base: Path, only: str | None = None) -> 
 
 
 def _absolute(value: str, base: Path) -> str:
-    path = Path(value).expanduser()
-    return str(path if path.is_absolute() else (base / path).resolve())
+    try:
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+    except (RuntimeError, ValueError) as exc:  # `~nosuchuser/...`, or a NUL byte in the path
+        raise RecipeError(
+            f"data path {value!r}: not a usable path ({exc})", hint="check the data paths in the recipe"
+        ) from None
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any, item: str) -> None:
@@ -299,7 +315,7 @@ def _origin_order(origin: str) -> tuple[int, int]:
     return (0, int(line)) if line.isdigit() else (1, 0)
 
 
-_UNION_TAG = re.compile(r"^(int|float|str|bool|list|dict|none|function-\w+|literal)\b|[\[\]'(]")
+_UNION_TAG = re.compile(r"^(int|float|str|bool|list|dict|none|(function|constrained)-\w+|literal)\b|[\[\]'(]")
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:

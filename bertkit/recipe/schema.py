@@ -8,7 +8,7 @@ docs read them. This module imports only pydantic, so the CLI stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -196,7 +196,7 @@ class TrainSection(Section):
     max_steps: int | None = Field(
         None, ge=1, description="Stop after this many optimizer steps (overrides `epochs`)."
     )
-    batch_size: int | Literal["auto"] = Field(
+    batch_size: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         32, description="Examples per device per step, or `auto` to find the largest that fits."
     )
     eval_batch_size: int | None = Field(

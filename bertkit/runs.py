@@ -1,0 +1,183 @@
+"""Run directories: the artefact every training command produces.
+
+Layout:
+
+    runs/<name>-<timestamp>/
+      recipe.yaml        the resolved recipe; `bertkit finetune --recipe` reruns it
+      model/             a standard Hugging Face model folder (+ README.md model card)
+      README.md          the model card
+      metrics.json       final metrics per split
+      log.jsonl          training log, one record per logging step / evaluation
+      curves.png         loss and metric curves
+      environment.json   versions, device, precision, seed, command line
+      checkpoints/       Trainer checkpoints, for --resume
+      eval/              reports written by `bertkit eval`
+      run.json           written last: its presence marks the run complete
+
+`runs/latest` points at the most recent complete run, never at one in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bertkit.errors import RunError
+from bertkit.files import atomic_write_json
+
+MARKER = "run.json"
+LATEST = "latest"
+
+
+@dataclass(frozen=True)
+class RunDirectory:
+    """One run's folder and the names of what goes in it."""
+
+    path: Path
+
+    @property
+    def model_dir(self) -> Path:
+        return self.path / "model"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / "eval"
+
+    @property
+    def recipe_file(self) -> Path:
+        return self.path / "recipe.yaml"
+
+    @property
+    def complete(self) -> bool:
+        return (self.path / MARKER).is_file()
+
+    def info(self) -> dict[str, Any]:
+        """The contents of run.json (empty for an incomplete run)."""
+        try:
+            return json.loads((self.path / MARKER).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def latest_checkpoint(self) -> Path | None:
+        """The checkpoint with the highest step, if any."""
+        found = [p for p in self.checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+        return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+    def mark_complete(self, info: dict[str, Any], root: Path) -> None:
+        """Write run.json (the completion marker) and point `root/latest` here."""
+        atomic_write_json(self.path / MARKER, {"status": "complete", **info})
+        point_latest(root, self.path)
+
+
+def new_run_path(root: Path, name: str) -> Path:
+    """`root/<name>-<YYYYmmdd-HHMMSS>`, made unique if a run started the same second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{_safe(name)}-{stamp}"
+    counter = 2
+    while path.exists():
+        path = root / f"{_safe(name)}-{stamp}-{counter}"
+        counter += 1
+    return path
+
+
+def prepare_run_dir(path: Path, *, resume: bool, overwrite: bool) -> RunDirectory:
+    """Check a run directory may be written, and create it.
+
+    Raises:
+        RunError: it holds a finished run or other files, and neither resume nor
+            overwrite was asked for; or it cannot be created.
+    """
+    run = RunDirectory(path)
+    if path.exists() and not path.is_dir():
+        raise RunError(f"{path}: exists and is not a folder", hint="choose another output.dir")
+    occupied = path.is_dir() and any(path.iterdir())
+    if occupied and not resume:
+        if not overwrite:
+            what = "a finished run" if run.complete else "files"
+            raise RunError(
+                f"{path}: already holds {what}",
+                hint="pass --resume to continue it, --overwrite to replace it, or choose another output.dir",
+            )
+        shutil.rmtree(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(
+            f"{path}: cannot write the run directory: {exc.strerror or exc}",
+            hint="choose a writable output.dir (--set output.dir=...)",
+        ) from None
+    return run
+
+
+def point_latest(root: Path, target: Path) -> None:
+    """Make `root/latest` a relative symlink to `target` (a text file where links fail)."""
+    root.mkdir(parents=True, exist_ok=True)
+    link = root / LATEST
+    try:
+        relative = os.path.relpath(target.resolve(), root.resolve())
+    except ValueError:  # different drives on Windows
+        relative = str(target.resolve())
+    tmp = root / f".{LATEST}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        tmp.symlink_to(relative, target_is_directory=True)
+    except OSError:
+        tmp.write_text(relative, encoding="utf-8")
+    if link.is_dir() and not link.is_symlink():
+        raise RunError(f"{link}: is a folder, not bertkit's latest-run pointer", hint="rename it")
+    os.replace(tmp, link)
+
+
+def latest_run(root: Path) -> RunDirectory:
+    """The run `root/latest` points at.
+
+    Raises:
+        RunError: there is no latest run, or it is incomplete.
+    """
+    link = root / LATEST
+    if link.is_symlink() or link.is_dir():
+        target = link.resolve()
+    elif link.is_file():
+        target = (root / link.read_text(encoding="utf-8").strip()).resolve()
+    else:
+        raise RunError(
+            f"no runs yet in {root}/",
+            hint="train one first (bertkit finetune --recipe quickstart), or pass --model DIR",
+        )
+    return open_run(target)
+
+
+def open_run(path: Path) -> RunDirectory:
+    """A complete run directory at `path`.
+
+    Raises:
+        RunError: missing, or a run that never completed.
+    """
+    run = RunDirectory(path)
+    if not path.is_dir():
+        raise RunError(f"{path}: no such run directory", hint="check the path (see `ls runs/`)")
+    if not run.complete:
+        hint = "resume it with `bertkit finetune --recipe {0}/recipe.yaml --resume {0}`".format(path)
+        raise RunError(f"{path}: the run did not complete (no {MARKER})", hint=hint)
+    return run
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether `path` looks like a bertkit run directory (complete or not)."""
+    return (path / MARKER).is_file() or ((path / "recipe.yaml").is_file() and (path / "checkpoints").exists())
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "run"

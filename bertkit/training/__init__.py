@@ -1,0 +1,1 @@
+"""Training: the one mapping from recipe to TrainingArguments, fine-tuning and pretraining."""

@@ -1,0 +1,109 @@
+"""The one place where a recipe becomes Hugging Face `TrainingArguments`.
+
+Every training command goes through `training_arguments`, so a setting means the
+same thing in fine-tuning and pretraining, and defaults are decided once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bertkit.recipe.schema import TrainSection
+from bertkit.training.devices import Placement
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+# On CPU there is no memory limit worth probing; this is where `batch_size: auto` starts.
+_AUTO_BATCH_CPU = 32
+_AUTO_BATCH_GPU = 128
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How the best checkpoint is chosen: metric name (without `eval_`) and direction."""
+
+    metric: str
+    greater_is_better: bool
+
+
+def batch_size(train: TrainSection, device: str) -> int:
+    """The per-device batch size to start from (`auto` starts high on GPUs and searches down)."""
+    if train.batch_size == "auto":
+        return _AUTO_BATCH_GPU if device == "cuda" else _AUTO_BATCH_CPU
+    return train.batch_size
+
+
+def training_arguments(
+    train: TrainSection,
+    output_dir: Path,
+    placement: Placement,
+    *,
+    evaluate: bool,
+    selection: Selection | None,
+) -> TrainingArguments:
+    """Build TrainingArguments from the recipe's train section.
+
+    Args:
+        train: the recipe's train section.
+        output_dir: where checkpoints go (the run's `checkpoints/`).
+        placement: resolved device and precision.
+        evaluate: whether there is validation data to evaluate on.
+        selection: metric that picks the best model; None keeps the last one.
+    """
+    from transformers import TrainingArguments
+
+    per_device = batch_size(train, placement.device)
+    eval_strategy = train.eval_every if evaluate else "no"
+    # Checkpoints follow evaluations, so the best one is always on disk; without
+    # evaluation they are saved each epoch (or every save_steps) for resuming.
+    if eval_strategy != "no":
+        save_strategy, save_steps = eval_strategy, train.eval_steps
+    elif train.save_steps:
+        save_strategy, save_steps = "steps", train.save_steps
+    else:
+        save_strategy, save_steps = "epoch", None
+    keep_best = eval_strategy != "no" and selection is not None
+    cuda = placement.device == "cuda"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps or -1,
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=train.eval_batch_size or per_device * 2,
+        auto_find_batch_size=train.batch_size == "auto" and cuda,
+        gradient_accumulation_steps=train.gradient_accumulation,
+        learning_rate=train.learning_rate,
+        weight_decay=train.weight_decay,
+        warmup_steps=train.warmup,  # below 1: a ratio of all steps (transformers 5)
+        lr_scheduler_type=train.scheduler,
+        max_grad_norm=train.max_grad_norm,
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        seed=train.seed,
+        data_seed=train.seed,
+        bf16=placement.precision == "bf16",
+        fp16=placement.precision == "fp16",
+        tf32=placement.tf32 or None,
+        use_cpu=placement.device == "cpu",
+        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        eval_strategy=eval_strategy,
+        eval_steps=train.eval_steps if eval_strategy == "steps" else None,
+        save_strategy=save_strategy,
+        save_steps=save_steps,
+        save_total_limit=train.save_total_limit,
+        load_best_model_at_end=keep_best,
+        metric_for_best_model=selection.metric if keep_best else None,
+        greater_is_better=selection.greater_is_better if keep_best else None,
+        logging_strategy="steps",
+        logging_steps=train.logging_steps,
+        logging_first_step=True,
+        logging_nan_inf_filter=False,  # a NaN loss must be seen, so training can stop on it
+        report_to=list(train.report_to) or "none",
+        disable_tqdm=True,  # bertkit draws its own progress bar
+        torch_compile=train.torch_compile,
+        activation_checkpointing=train.gradient_checkpointing,
+        dataloader_num_workers=train.dataloader_workers,
+        dataloader_pin_memory=cuda,
+    )

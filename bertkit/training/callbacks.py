@@ -1,0 +1,121 @@
+"""Trainer callbacks: one rich progress bar instead of a wall of logs, and a JSONL log."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from bertkit.console import err
+from bertkit.errors import TrainingError
+
+
+class RichProgress(TrainerCallback):
+    """A progress bar with loss and throughput; evaluation results as one line each.
+
+    Args:
+        examples_per_step: examples consumed by one optimizer step on all devices.
+        metric: the main evaluation metric, shown after each evaluation.
+    """
+
+    def __init__(self, examples_per_step: int, metric: str | None = None) -> None:
+        self.examples_per_step = examples_per_step
+        self.metric = metric
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.start = 0.0
+        self.start_step = 0
+        self.loss: float | None = None
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw):
+        if not state.is_world_process_zero:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]training[/bold]"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("steps"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=err,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=state.max_steps, status="")
+        self.progress.update(self.task, completed=state.global_step)
+        self.start = time.perf_counter()
+        self.start_step = state.global_step
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw):
+        if self.progress is None:
+            return
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rate = (state.global_step - self.start_step) * self.examples_per_step / elapsed
+        loss = f"loss {self.loss:.4f}  " if self.loss is not None else ""
+        self.progress.update(self.task, completed=state.global_step, status=f"{loss}{rate:,.1f} ex/s")
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs=None, **kw):
+        if logs and "loss" in logs:
+            self.loss = float(logs["loss"])
+
+    def on_evaluate(self, args, state: TrainerState, control, metrics=None, **kw):
+        if self.progress is None or not metrics:
+            return
+        shown = [f"loss {metrics['eval_loss']:.4f}"] if "eval_loss" in metrics else []
+        if self.metric and f"eval_{self.metric}" in metrics:
+            shown.append(f"{self.metric} {metrics[f'eval_{self.metric}']:.4f}")
+        epoch = f"epoch {state.epoch:.2f}" if state.epoch is not None else f"step {state.global_step}"
+        self.progress.console.print(f"  [cyan]eval[/cyan] {epoch}: {', '.join(shown)}")
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+class JsonlLog(TrainerCallback):
+    """Append every Trainer log record (step, epoch, loss, lr, eval metrics) to a JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args, state: TrainerState, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "epoch": state.epoch, "time": round(time.time(), 3), **logs}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=float) + "\n")
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Stop training at the first logged loss that is NaN or infinite.
+
+    The Trainer would otherwise go on and save a ruined model. The error names the
+    step; the last checkpoint on disk is from before the loss broke.
+    """
+
+    def __init__(self) -> None:
+        self.bad_step: int | None = None
+        self.bad_loss: float | None = None
+
+    def on_log(self, args, state: TrainerState, control: TrainerControl, logs=None, **kw):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_step, self.bad_loss = state.global_step, float(loss)
+            control.should_training_stop = True
+            control.should_save = False
+
+    def check(self) -> None:
+        """Raise if training was stopped for a non-finite loss."""
+        if self.bad_step is not None:
+            raise TrainingError(
+                f"the training loss became {self.bad_loss} at step {self.bad_step}",
+                hint="lower train.learning_rate, or use train.precision=fp32 (or bf16 instead of fp16)",
+            )

@@ -1,0 +1,347 @@
+"""Fine-tune a BERT checkpoint for text classification, from a recipe to a run directory.
+
+The order matters: everything that can be checked cheaply (recipe, data files,
+columns, labels, tokenizer) is checked before the run directory is created or the
+model is loaded, so a mistake costs seconds and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertkit.console import note, warn
+from bertkit.data.classification import ClassificationData, load_classification_data
+from bertkit.data.labels import LabelSpec
+from bertkit.errors import RecipeError, RunError
+from bertkit.recipe.schema import Recipe
+from bertkit.runs import RunDirectory, new_run_path, prepare_run_dir
+from bertkit.training.arguments import Selection
+
+
+@dataclass
+class TrainingResult:
+    """What a training command produced.
+
+    Attributes:
+        run: the (complete) run directory.
+        metrics: split name -> metric name -> value (train, validation, test).
+        notes: decisions taken on the way (labels, truncation, precision, ...).
+    """
+
+    run: RunDirectory
+    metrics: dict[str, dict[str, float]]
+    main_metric: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def finetune(
+    recipe: Recipe,
+    *,
+    limit: int | None = None,
+    resume: Path | None = None,
+    overwrite: bool = False,
+    device: str | None = None,
+    command: list[str] | None = None,
+) -> TrainingResult:
+    """Fine-tune `recipe.model.name` on the recipe's data and write a complete run directory.
+
+    Args:
+        recipe: a validated classification recipe.
+        limit: use only the first N rows of each split (a quick try of a recipe).
+        resume: a run directory (continue from its latest checkpoint) or a checkpoint folder.
+        overwrite: replace an existing run directory at output.dir.
+        device: force cpu, cuda or mps (default: the best available).
+        command: the command line, recorded in the run.
+
+    Raises:
+        BertkitError: bad recipe, data or model (before anything is written), or a
+            training failure (the run directory keeps its checkpoints for --resume).
+    """
+    if recipe.task != "classification":
+        raise RecipeError(
+            f"task is {recipe.task!r}; finetune trains classifiers",
+            hint="use `bertkit pretrain` for masked-LM recipes",
+        )
+    _quiet_libraries()
+    from bertkit.models import load_tokenizer, resolve_model
+    from bertkit.training.devices import resolve_placement
+
+    # 1. Cheap checks first: data, labels, model reference, tokenizer, precision.
+    data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed, limit=limit)
+    notes = list(data.notes) + [data.labels.reason]
+    class_weights = resolve_class_weights(recipe, data)
+    select_metric(recipe, data.labels)  # an unknown train.metric fails here, not after training
+    ref = resolve_model(recipe.model.name)
+    tokenizer = load_tokenizer(
+        recipe.model.tokenizer or recipe.model.name,
+        revision=recipe.model.revision,
+        trust_remote_code=recipe.model.trust_remote_code,
+    )
+    _check_max_length(recipe, tokenizer)
+    placement = resolve_placement(recipe.train.precision, device)
+    notes.append(f"precision: {placement.reason}")
+    run_path, resume_from = _run_location(recipe, resume)
+
+    # 2. Inputs are sound: create the run directory and do the real work.
+    run = prepare_run_dir(run_path, resume=resume_from is not None, overwrite=overwrite)
+    created_here = resume_from is None
+    try:
+        return _train(recipe, data, tokenizer, ref, placement, run, resume_from, class_weights, notes, command)
+    except BaseException:
+        if created_here and run.latest_checkpoint() is None:
+            shutil.rmtree(run.path, ignore_errors=True)  # nothing worth keeping
+        raise
+
+
+def _train(
+    recipe: Recipe,
+    data: ClassificationData,
+    tokenizer: Any,
+    ref: Any,
+    placement: Any,
+    run: RunDirectory,
+    resume_from: Path | None,
+    class_weights: list[float] | None,
+    notes: list[str],
+    command: list[str] | None,
+) -> TrainingResult:
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, set_seed
+    from transformers.trainer_callback import EarlyStoppingCallback, PrinterCallback, ProgressCallback
+
+    from bertkit.data.tokenize import tokenize_texts
+    from bertkit.metrics import make_compute_metrics
+    from bertkit.models import load_model
+    from bertkit.recipe.loading import dump_recipe
+    from bertkit.training.arguments import training_arguments
+    from bertkit.training.callbacks import JsonlLog, RichProgress, StopOnNonFinite
+    from bertkit.training.outputs import write_run_outputs
+
+    spec = data.labels
+    (run.path / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+
+    tokenized = {}
+    for split in data.tables:
+        texts, pairs = data.texts(split, recipe.data)
+        result = tokenize_texts(
+            tokenizer, texts, pairs, data.targets[split], max_length=recipe.data.max_length
+        )
+        tokenized[split] = result.dataset
+        cached = " (cached)" if result.cached else ""
+        notes.append(
+            f"{split}: {result.truncated:,} of {len(result.dataset):,} examples "
+            f"({result.truncated_share:.1%}) truncated at {recipe.data.max_length} tokens{cached}"
+        )
+    for line in notes:
+        note(line)
+
+    set_seed(recipe.train.seed)
+    model, missing = load_model(
+        AutoModelForSequenceClassification,
+        ref,
+        revision=recipe.model.revision,
+        trust_remote_code=recipe.model.trust_remote_code,
+        allow_pickle=recipe.model.allow_pickle,
+        num_labels=spec.num_labels,
+        id2label=spec.id2label(),
+        label2id={name: i for i, name in spec.id2label().items()},
+        problem_type=spec.problem_type,
+        ignore_mismatched_sizes=True,
+    )
+    if any(key.startswith("classifier") for key in missing):
+        note(f"{ref.shown}: new classification head ({spec.num_labels} outputs), randomly initialised")
+
+    has_eval = "validation" in tokenized
+    selection = select_metric(recipe, spec)
+    metric_name = selection.metric
+    if not has_eval:
+        selection = None
+    args = training_arguments(recipe.train, run.checkpoints, placement, evaluate=has_eval, selection=selection)
+
+    guard = StopOnNonFinite()
+    callbacks = [
+        RichProgress(
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1),
+            metric_name if has_eval else None,
+        ),
+        JsonlLog(run.path / "log.jsonl"),
+        guard,
+    ]
+    if recipe.train.early_stopping and has_eval:
+        callbacks.append(
+            EarlyStoppingCallback(
+                early_stopping_patience=recipe.train.early_stopping.patience,
+                early_stopping_threshold=recipe.train.early_stopping.threshold,
+            )
+        )
+    elif recipe.train.early_stopping:
+        warn("train.early_stopping needs validation data; it is off for this run")
+
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized.get("validation"),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(
+            tokenizer, pad_to_multiple_of=8 if placement.precision != "fp32" else None
+        ),
+        compute_metrics=make_compute_metrics(
+            spec.problem, threshold=recipe.labels.threshold, label_names=list(spec.names) or None
+        ),
+        compute_loss_func=weighted_loss(class_weights) if class_weights else None,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+
+    if resume_from is not None:
+        note(f"resuming from {resume_from}")
+    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    guard.check()
+
+    metrics: dict[str, dict[str, float]] = {"train": _strip(train_output.metrics, "train_")}
+    for split in ("validation", "test"):
+        if split in tokenized:
+            result = trainer.evaluate(tokenized[split], metric_key_prefix=split)
+            metrics[split] = _strip(result, f"{split}_")
+
+    if trainer.is_world_process_zero():
+        write_run_outputs(
+            run,
+            trainer=trainer,
+            recipe=recipe,
+            metrics=metrics,
+            labels=spec,
+            main_metric=metric_name,
+            placement=placement,
+            model_ref=ref,
+            data_notes=notes,
+            command=command or sys.argv,
+        )
+    return TrainingResult(run, metrics, metric_name, notes)
+
+
+def select_metric(recipe: Recipe, spec: LabelSpec) -> Selection:
+    """The metric that picks the best checkpoint: `train.metric`, else the task's default.
+
+    Raises:
+        BertkitError: `train.metric` is not a metric this task reports.
+    """
+    from bertkit.metrics import main_metric, resolve_metric
+
+    if recipe.train.metric:
+        name, greater = resolve_metric(recipe.train.metric, spec.problem, spec.num_labels, list(spec.names))
+    else:
+        name, greater = main_metric(spec.problem, spec.num_labels)
+    return Selection(name, greater)
+
+
+def resolve_class_weights(recipe: Recipe, data: ClassificationData) -> list[float] | None:
+    """Per-class loss weights from `train.class_weights`, in label id order.
+
+    `auto` weighs each class by n_examples / (n_classes * n_class_examples), the
+    usual "balanced" weighting.
+
+    Raises:
+        RecipeError: weights for a problem other than single-label, or not matching the labels.
+    """
+    setting = recipe.train.class_weights
+    if setting == "none":
+        return None
+    spec = data.labels
+    if spec.problem != "single":
+        raise RecipeError(
+            f"train.class_weights: applies to single-label classification, not {spec.problem}",
+            hint="remove train.class_weights",
+        )
+    names = list(spec.names)
+    if setting == "auto":
+        targets = data.targets["train"]
+        counts = [targets.count(i) for i in range(len(names))]
+        weights = [len(targets) / (len(names) * max(c, 1)) for c in counts]
+    elif isinstance(setting, dict):
+        unknown = sorted(set(setting) - set(names))
+        if unknown:
+            raise RecipeError(
+                f"train.class_weights: unknown labels {unknown}; labels are {names}",
+                hint="name every weight by a label of the training data",
+            )
+        weights = [float(setting.get(name, 1.0)) for name in names]
+    else:
+        if len(setting) != len(names):
+            raise RecipeError(
+                f"train.class_weights: {len(setting)} weights for {len(names)} labels {names}",
+                hint="give one weight per label, in label id order, or a mapping label: weight",
+            )
+        weights = [float(w) for w in setting]
+    if any(w <= 0 for w in weights):
+        raise RecipeError("train.class_weights: weights must be positive", hint="use values > 0")
+    return weights
+
+
+def weighted_loss(weights: list[float]) -> Any:
+    """A Trainer `compute_loss_func`: cross-entropy with per-class weights."""
+    import torch
+    from torch.nn import functional
+
+    table = torch.tensor(weights, dtype=torch.float32)
+
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        logits = outputs["logits"].float()
+        total = functional.cross_entropy(logits, labels, weight=table.to(logits.device), reduction="sum")
+        # The Trainer expects the loss normalised by the items in the whole
+        # accumulated batch when it passes that count (gradient accumulation).
+        count = num_items_in_batch if num_items_in_batch is not None else labels.numel()
+        return total / count
+
+    return loss
+
+
+def _run_location(recipe: Recipe, resume: Path | None) -> tuple[Path, Path | None]:
+    """The run directory to write, and the checkpoint to resume from (if any).
+
+    Raises:
+        RunError: the resume target has no checkpoint.
+    """
+    if resume is None:
+        if recipe.output.dir:
+            return Path(recipe.output.dir), None
+        return new_run_path(Path(recipe.output.root), recipe.run_name), None
+    resume = resume.expanduser()
+    if resume.name.startswith("checkpoint-") and resume.is_dir():
+        return resume.parent.parent, resume
+    checkpoint = RunDirectory(resume).latest_checkpoint()
+    if checkpoint is None:
+        raise RunError(
+            f"{resume}: no checkpoint to resume from",
+            hint="give a run directory that has checkpoints/, or a checkpoint-N folder",
+        )
+    return resume, checkpoint
+
+
+def _check_max_length(recipe: Recipe, tokenizer: Any) -> None:
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit and limit < 100_000 and recipe.data.max_length > limit:
+        raise RecipeError(
+            f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} tokens",
+            hint=f"use --set data.max_length={limit} or less",
+        )
+
+
+def _strip(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    return {k.removeprefix(prefix): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def _quiet_libraries() -> None:
+    """Silence library chatter that bertkit reports better itself."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+

@@ -1,0 +1,116 @@
+"""Write a finished training run: model, card, metrics, curves, environment, marker.
+
+The model folder is written beside its final place and renamed into it; run.json,
+written last, is what marks the run complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from bertkit.cards import model_card
+from bertkit.data.labels import LabelSpec
+from bertkit.environment import environment_report
+from bertkit.files import atomic_write_json, atomic_write_text
+from bertkit.models import ModelRef
+from bertkit.recipe.schema import Recipe
+from bertkit.runs import RunDirectory
+from bertkit.training.devices import Placement
+
+
+def write_run_outputs(
+    run: RunDirectory,
+    *,
+    trainer: Any,
+    recipe: Recipe,
+    metrics: dict[str, dict[str, float]],
+    labels: LabelSpec | None,
+    main_metric: str | None,
+    placement: Placement,
+    model_ref: ModelRef,
+    data_notes: list[str],
+    command: list[str],
+) -> None:
+    """Save everything a finished run holds, then mark it complete.
+
+    Args:
+        run: the run directory.
+        trainer: the Trainer that trained the model (its model is the one saved).
+        recipe: the resolved recipe.
+        metrics: split -> metrics.
+        labels: the label decision (None for masked-LM runs).
+        main_metric: the metric that chose the best checkpoint.
+        placement: device and precision used.
+        model_ref: where training started from (recorded as lineage).
+        data_notes: row counts, truncation and other data facts for the card.
+        command: the command line.
+    """
+    from bertkit.evaluation_report import plot_training_curves
+
+    staging = run.path / ".model.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    if trainer.processing_class is not None:
+        trainer.processing_class.save_pretrained(str(staging))
+    lineage = _lineage(model_ref)
+    card = model_card(
+        recipe=recipe,
+        metrics=metrics,
+        labels=labels,
+        main_metric=main_metric,
+        lineage=lineage,
+        data_notes=data_notes,
+        precision=placement.precision,
+        device=placement.device,
+    )
+    atomic_write_text(staging / "README.md", card)
+    shutil.rmtree(run.model_dir, ignore_errors=True)
+    staging.rename(run.model_dir)
+
+    atomic_write_text(run.path / "README.md", card)
+    atomic_write_json(run.path / "metrics.json", metrics)
+    plot_training_curves(trainer.state.log_history, run.path / "curves.png")
+    environment = environment_report()
+    environment.update(
+        {
+            "seed": recipe.train.seed,
+            "precision": placement.precision,
+            "device": placement.device,
+            "precision_reason": placement.reason,
+            "command": command,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+    )
+    atomic_write_json(run.path / "environment.json", environment)
+    run.mark_complete(
+        {
+            "task": recipe.task,
+            "name": recipe.run_name,
+            "main_metric": main_metric,
+            "started_from": lineage,
+            "steps": trainer.state.global_step,
+            "best_checkpoint": _relative(trainer.state.best_model_checkpoint, run.path),
+        },
+        Path(recipe.output.root),
+    )
+
+
+def _lineage(ref: ModelRef) -> list[str]:
+    """Where the weights came from, oldest last: this run's start, and that run's start."""
+    chain = [ref.shown]
+    if ref.run_dir is not None:
+        earlier = RunDirectory(ref.run_dir).info().get("started_from") or []
+        chain.extend(earlier)
+    return chain
+
+
+def _relative(path: str | None, base: Path) -> str | None:
+    if not path:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(base.resolve()))
+    except ValueError:
+        return path
