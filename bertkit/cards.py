@@ -67,7 +67,7 @@ def model_card(
         'model("what a wonderful film")' if classification else 'model("Paris is the [MASK] of France.")',
         "```",
         "",
-        "Or with bertkit: `bertkit predict --model RUN_DIR \"some text\"`. To train it again: "
+        'Or with bertkit: `bertkit predict --model RUN_DIR "some text"`. To train it again: '
         "`bertkit finetune --recipe recipe.yaml` in the run directory"
         if classification
         else "To train it again: `bertkit pretrain --recipe recipe.yaml` in the run directory.",

@@ -81,10 +81,10 @@ class RunDirectory:
 def new_run_path(root: Path, name: str) -> Path:
     """`root/<name>-<YYYYmmdd-HHMMSS>`, made unique if a run started the same second."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = root / f"{_safe(name)}-{stamp}"
+    path = root / f"{safe_name(name)}-{stamp}"
     counter = 2
     while path.exists():
-        path = root / f"{_safe(name)}-{stamp}-{counter}"
+        path = root / f"{safe_name(name)}-{stamp}-{counter}"
         counter += 1
     return path
 
@@ -169,7 +169,7 @@ def open_run(path: Path) -> RunDirectory:
     if not path.is_dir():
         raise RunError(f"{path}: no such run directory", hint="check the path (see `ls runs/`)")
     if not run.complete:
-        hint = "resume it with `bertkit finetune --recipe {0}/recipe.yaml --resume {0}`".format(path)
+        hint = f"resume it with `bertkit finetune --recipe {path}/recipe.yaml --resume {path}`"
         raise RunError(f"{path}: the run did not complete (no {MARKER})", hint=hint)
     return run
 
@@ -179,5 +179,6 @@ def is_run_dir(path: Path) -> bool:
     return (path / MARKER).is_file() or ((path / "recipe.yaml").is_file() and (path / "checkpoints").exists())
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """`name` with anything but letters, digits, `-`, `_` and `.` replaced by `-`."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "run"

@@ -93,7 +93,7 @@ def _root(
 
 def _register() -> None:
     # Each module adds its command(s) to `app`; importing them is cheap by design.
-    from bertkit.cli import env, recipes, train  # noqa: F401
+    from bertkit.cli import env, evaluate, predict, recipes, train  # noqa: F401
 
 
 _register()

@@ -13,13 +13,20 @@ from bertkit.cli.options import DeviceOption, RecipeOption, SetOption
 
 LimitOption = Annotated[
     int | None,
-    typer.Option("--limit", help="Use only the first N rows of each split, to try a recipe quickly.",
-                 min=1, show_default=False),
+    typer.Option(
+        "--limit",
+        help="Use only the first N rows of each split, to try a recipe quickly.",
+        min=1,
+        show_default=False,
+    ),
 ]
 ResumeOption = Annotated[
     Path | None,
-    typer.Option("--resume", help="Continue a run: its directory (latest checkpoint) or a checkpoint-N folder.",
-                 show_default=False),
+    typer.Option(
+        "--resume",
+        help="Continue a run: its directory (latest checkpoint) or a checkpoint-N folder.",
+        show_default=False,
+    ),
 ]
 OverwriteOption = Annotated[
     bool, typer.Option("--overwrite", help="Replace what output.dir holds instead of refusing.")
@@ -85,7 +92,7 @@ def render_result(result) -> None:
         f"{train.get('samples_per_second', 0):.1f} samples/s, final loss {train.get('loss', float('nan')):.4f}"
     )
     out.print(f"model: {result.run.model_dir}")
-    out.print(f"next:  bertkit eval    |    bertkit predict \"some text\"")
+    out.print('next:  bertkit eval    |    bertkit predict "some text"')
 
 
 def _shown(name: str) -> bool:

@@ -60,6 +60,7 @@ class LabelSpec:
         if self.problem == "regression":
             return [_as_float(v, table, i, column) for i, v in enumerate(values)]
         index = {name: i for i, name in enumerate(self.names)}
+        numeric_names = any(name.lstrip("-").isdigit() for name in self.names)
         unknown: dict[str, str] = {}
         encoded: list[Any] = []
         for row, value in enumerate(values):
@@ -76,6 +77,8 @@ class LabelSpec:
                 key = _key(value)
                 if key in index:
                     encoded.append(index[key])
+                elif key.isdigit() and int(key) < len(self.names) and not numeric_names:
+                    encoded.append(int(key))  # an integer id for a model with named labels
                 else:
                     unknown.setdefault(key, table.where(row))
                     encoded.append(-1)

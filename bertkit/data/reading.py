@@ -8,11 +8,12 @@ on anything it cannot read, rather than merging or dropping rows silently.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
-import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,7 @@ def file_format(path: Path, declared: str | None = None) -> str:
 
 
 def read_table(path: Path, fmt: str | None = None, *, text_column: str = "text") -> Table:
-    """Read a local file into a Table.
+    """Read a whole local file into a Table.
 
     Args:
         path: the file.
@@ -101,27 +102,70 @@ def read_table(path: Path, fmt: str | None = None, *, text_column: str = "text")
     Raises:
         DataError: missing, empty, undecodable or malformed file (names the line).
     """
-    if not path.exists():
-        raise DataError(f"{path}: file not found", hint="check the path; relative paths in a "
-                        "recipe resolve against the recipe's folder")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a data file", hint="name a file")
-    fmt = file_format(path, fmt)
-    if fmt == "parquet":
-        table = _read_parquet(path)
-    else:
-        text = _decode(path)
-        if fmt in ("csv", "tsv"):
-            table = _read_delimited(path, text, "\t" if fmt == "tsv" else ",")
-        elif fmt == "jsonl":
-            table = _read_jsonl(path, text)
-        elif fmt == "json":
-            table = _read_json(path, text)
+    columns: dict[str, list[Any]] = {}
+    lines: list[int] = []
+    has_lines = True
+    for index, (line, record) in enumerate(iter_rows(path, fmt, text_column=text_column)):
+        _append_record(columns, record, index)
+        if line is None:
+            has_lines = False
         else:
-            table = _read_lines(path, text, text_column)
+            lines.append(line)
+    table = Table(str(path), columns, lines if has_lines else None)
     if len(table) == 0:
         raise DataError(f"{path}: no data rows", hint="the file is empty or holds only a header")
     return table
+
+
+def iter_rows(
+    path: Path,
+    fmt: str | None = None,
+    *,
+    text_column: str = "text",
+    on_error: OnError | None = None,
+) -> Iterator[tuple[int | None, dict[str, Any]]]:
+    """Stream `(line number, record)` pairs from a local file, one row at a time.
+
+    CSV, TSV, JSONL and text files are read lazily, so memory stays flat on files
+    of any size; JSON and Parquet are read whole. Line numbers are 1-based file
+    lines (None where a format has none).
+
+    Args:
+        path: the file.
+        fmt: the format; default from the extension.
+        text_column: the column name given to each line of a .txt file.
+        on_error: called with the DataError of each malformed row (bad UTF-8, bad
+            JSON, wrong field count), which is then skipped; by default it is raised.
+
+    Raises:
+        DataError: missing file, unknown format, or (without on_error) a malformed row.
+    """
+    if is_stdin(path):
+        fmt = fmt or "txt"
+        if fmt in ("json", "parquet"):
+            raise DataError(f"standard input: {fmt} cannot be streamed", hint="use jsonl, csv, tsv or txt")
+    elif not path.exists():
+        raise DataError(
+            f"{path}: file not found",
+            hint="check the path; relative paths in a recipe resolve against the recipe's folder",
+        )
+    elif path.is_dir():
+        raise DataError(f"{path}: is a folder, not a data file", hint="name a file")
+    fmt = file_format(path, fmt)
+    report = on_error or _raise
+    if fmt in ("csv", "tsv"):
+        yield from _delimited_rows(path, "\t" if fmt == "tsv" else ",", report)
+    elif fmt == "jsonl":
+        yield from _jsonl_rows(path, report)
+    elif fmt == "txt":
+        for number, line in _text_lines(path, report):
+            text = line.rstrip("\r\n")
+            if text.strip():
+                yield number, {text_column: text}
+    elif fmt == "json":
+        yield from ((None, record) for record in _json_records(path))
+    else:
+        yield from ((None, record) for record in _parquet_records(path))
 
 
 def read_hub(hub: str, split: str, config: str | None = None, revision: str | None = None) -> Table:
@@ -146,60 +190,67 @@ def read_hub(hub: str, split: str, config: str | None = None, revision: str | No
     return Table(name, dataset.to_dict())
 
 
-def _decode(path: Path) -> str:
-    data = path.read_bytes()
-    try:
-        # utf-8-sig drops a leading byte-order mark, which Excel and others write.
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{line}: not valid UTF-8 (byte {data[exc.start]:#04x} at offset {exc.start})",
-            hint="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
-        ) from None
+OnError = Callable[[DataError], None]
 
 
-def _read_delimited(path: Path, text: str, delimiter: str) -> Table:
+def is_stdin(path: Path) -> bool:
+    """Whether `path` is `-`, the conventional name of standard input."""
+    return str(path) == "-"
+
+
+def _raise(error: DataError) -> None:
+    raise error
+
+
+def _text_lines(path: Path, report: OnError = _raise) -> Iterator[tuple[int, str]]:
+    """(line number, decoded line with its ending), checking UTF-8 line by line."""
+    with contextlib.nullcontext(sys.stdin.buffer) if is_stdin(path) else path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                raw = raw.removeprefix(codecs.BOM_UTF8)  # Excel and others write one
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                byte, column = raw[exc.start], exc.start + 1
+                report(
+                    DataError(
+                        f"{path}:{number}: not valid UTF-8 (byte {byte:#04x} at column {column})",
+                        hint="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
+                    )
+                )
+
+
+def _delimited_rows(path: Path, delimiter: str, report: OnError) -> Iterator[tuple[int, dict[str, Any]]]:
     # TSVs in the wild (GLUE and most research data) are not quoted and hold bare `"`:
     # reading them with quoting on would merge rows. CSVs are quoted by convention.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError(f"{path}: the file is empty", hint="give a header line and data rows") from None
+    reader = csv.reader((line for _, line in _text_lines(path, report)), delimiter=delimiter, quoting=quoting)
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path}: the file is empty", hint="give a header line and data rows")
     header = [h.strip() for h in header]
     _check_header(path, header)
-    columns: dict[str, list[Any]] = {h: [] for h in header}
-    lines: list[int] = []
     width = len(header)
-    start = reader.line_num
+    previous = reader.line_num
     for row in reader:
-        line = start + 1
-        start = reader.line_num
+        line, previous = previous + 1, reader.line_num
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if len(row) != width:
-            raise DataError(
-                f"{path}:{line}: expected {width} fields ({', '.join(header)}), found {len(row)}",
-                hint=_ragged_hint(delimiter),
+            report(
+                DataError(
+                    f"{path}:{line}: expected {width} fields ({', '.join(header)}), found {len(row)}",
+                    hint=_ragged_hint(delimiter),
+                )
             )
-        for name, value in zip(header, row, strict=True):
-            columns[name].append(value)
-        lines.append(line)
-    return Table(str(path), columns, lines)
-
-
-def _universal_lines(text: str) -> Iterator[str]:
-    # str.splitlines also splits on \x0b, \x1c, U+2028... that can sit inside a text.
-    for line in text.split("\n"):
-        yield line.removesuffix("\r")
+            continue
+        yield line, dict(zip(header, row, strict=True))
 
 
 def _ragged_hint(delimiter: str) -> str:
     if delimiter == "\t":
         return "a text may contain a tab; remove it, or convert the file to JSONL"
-    return "quote fields that contain commas (\"like, this\"), or use a TSV or JSONL file"
+    return 'quote fields that contain commas ("like, this"), or use a TSV or JSONL file'
 
 
 def _check_header(path: Path, header: list[str]) -> None:
@@ -208,80 +259,93 @@ def _check_header(path: Path, header: list[str]) -> None:
         if not name:
             raise DataError(f"{path}:1: the header has an empty column name", hint="name every column")
         if name in seen:
-            raise DataError(f"{path}:1: column {name!r} appears twice in the header",
-                            hint="give every column a distinct name")
+            raise DataError(
+                f"{path}:1: column {name!r} appears twice in the header",
+                hint="give every column a distinct name",
+            )
         seen.add(name)
 
 
-def _read_jsonl(path: Path, text: str) -> Table:
-    columns: dict[str, list[Any]] = {}
-    lines: list[int] = []
-    for number, line in enumerate(_universal_lines(text), start=1):
+def _jsonl_rows(path: Path, report: OnError) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in _text_lines(path, report):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not valid JSON: {exc.msg}",
-                            hint="each line of a JSONL file is one JSON object") from None
+            report(
+                DataError(
+                    f"{path}:{number}: not valid JSON: {exc.msg}",
+                    hint="each line of a JSONL file is one JSON object",
+                )
+            )
+            continue
         if not isinstance(record, dict):
-            raise DataError(f"{path}:{number}: expected a JSON object, found {type(record).__name__}",
-                            hint='each line should look like {"text": "...", "label": "..."}')
-        _append_record(columns, record, len(lines))
-        lines.append(number)
-    return Table(str(path), columns, lines)
+            report(
+                DataError(
+                    f"{path}:{number}: expected a JSON object, found {type(record).__name__}",
+                    hint='each line should look like {"text": "...", "label": "..."}',
+                )
+            )
+            continue
+        yield number, record
 
 
-def _read_json(path: Path, text: str) -> Table:
+def _json_records(path: Path) -> Iterator[dict[str, Any]]:
+    text = "".join(line for _, line in _text_lines(path))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg}",
-                        hint="give a list of objects, or use JSONL (one object per line)") from None
-    if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):
+        raise DataError(
+            f"{path}:{exc.lineno}: not valid JSON: {exc.msg}",
+            hint="give a list of objects, or use JSONL (one object per line)",
+        ) from None
+    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
         lengths = {len(v) for v in data.values()}
         if len(lengths) > 1:
-            raise DataError(f"{path}: columns have different lengths {sorted(lengths)}",
-                            hint="every column list must have one value per row")
-        return Table(str(path), {k: list(v) for k, v in data.items()})
+            raise DataError(
+                f"{path}: columns have different lengths {sorted(lengths)}",
+                hint="every column list must have one value per row",
+            )
+        keys = list(data)
+        for values in zip(*data.values(), strict=True):
+            yield dict(zip(keys, values, strict=True))
+        return
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a list of objects or a mapping of columns",
-                        hint='e.g. [{"text": "...", "label": "..."}, ...]')
-    columns: dict[str, list[Any]] = {}
+        raise DataError(
+            f"{path}: expected a list of objects or a mapping of columns",
+            hint='e.g. [{"text": "...", "label": "..."}, ...]',
+        )
     for index, record in enumerate(data):
         if not isinstance(record, dict):
-            raise DataError(f"{path}: item {index + 1} is a {type(record).__name__}, not an object",
-                            hint='e.g. [{"text": "...", "label": "..."}, ...]')
-        _append_record(columns, record, index)
-    return Table(str(path), columns)
+            raise DataError(
+                f"{path}: item {index + 1} is a {type(record).__name__}, not an object",
+                hint='e.g. [{"text": "...", "label": "..."}, ...]',
+            )
+        yield record
+
+
+def _parquet_records(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataError(
+            f"{path}: cannot read Parquet: {_first_line(exc)}",
+            hint="check the file is a complete Parquet file",
+        ) from exc
 
 
 def _append_record(columns: dict[str, list[Any]], record: dict[str, Any], index: int) -> None:
-    # Records may omit keys; missing values become None and are reported later if used.
+    # Records may omit keys; missing values become None and are reported where used.
     for key in record:
         if key not in columns:
             columns[key] = [None] * index
     for key, values in columns.items():
         values.append(record.get(key))
-
-
-def _read_lines(path: Path, text: str, column: str) -> Table:
-    values, lines = [], []
-    for number, line in enumerate(_universal_lines(text), start=1):
-        if line.strip():
-            values.append(line)
-            lines.append(number)
-    return Table(str(path), {column: values}, lines)
-
-
-def _read_parquet(path: Path) -> Table:
-    import pyarrow.parquet as pq
-
-    try:
-        return Table(str(path), pq.read_table(path).to_pydict())
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError...
-        raise DataError(f"{path}: cannot read Parquet: {_first_line(exc)}",
-                        hint="check the file is a complete Parquet file") from exc
 
 
 def _first_line(exc: BaseException) -> str:

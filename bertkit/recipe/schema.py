@@ -234,7 +234,7 @@ class TrainSection(Section):
     metric: str | None = Field(
         None,
         description="Metric that picks the best model and drives early stopping; default per "
-        "task (accuracy, f1_macro, pearson, loss for MLM).",
+        "task (accuracy; f1_micro for multi-label; pearson for regression; loss for MLM).",
     )
     early_stopping: EarlyStopping | None = Field(
         None, description="Stop when the main metric stops improving."

@@ -90,7 +90,9 @@ def finetune(
     run = prepare_run_dir(run_path, resume=resume_from is not None, overwrite=overwrite)
     created_here = resume_from is None
     try:
-        return _train(recipe, data, tokenizer, ref, placement, run, resume_from, class_weights, notes, command)
+        return _train(
+            recipe, data, tokenizer, ref, placement, run, resume_from, class_weights, notes, command
+        )
     except BaseException:
         if created_here and run.latest_checkpoint() is None:
             shutil.rmtree(run.path, ignore_errors=True)  # nothing worth keeping
@@ -113,6 +115,7 @@ def _train(
     from transformers.trainer_callback import EarlyStoppingCallback, PrinterCallback, ProgressCallback
 
     from bertkit.data.tokenize import tokenize_texts
+    from bertkit.inference import CONFIG_KEY, inputs_config
     from bertkit.metrics import make_compute_metrics
     from bertkit.models import load_model
     from bertkit.recipe.loading import dump_recipe
@@ -151,6 +154,7 @@ def _train(
         problem_type=spec.problem_type,
         ignore_mismatched_sizes=True,
     )
+    model.config.update({CONFIG_KEY: inputs_config(recipe)})  # predict as trained, from any copy
     if any(key.startswith("classifier") for key in missing):
         note(f"{ref.shown}: new classification head ({spec.num_labels} outputs), randomly initialised")
 
@@ -159,7 +163,9 @@ def _train(
     metric_name = selection.metric
     if not has_eval:
         selection = None
-    args = training_arguments(recipe.train, run.checkpoints, placement, evaluate=has_eval, selection=selection)
+    args = training_arguments(
+        recipe.train, run.checkpoints, placement, evaluate=has_eval, selection=selection
+    )
 
     guard = StopOnNonFinite()
     callbacks = [
@@ -344,4 +350,3 @@ def _quiet_libraries() -> None:
     datasets.disable_progress_bars()
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-

@@ -1,0 +1,123 @@
+"""`bertkit eval`: score a trained model on labelled data and write a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bertkit.cli import app
+from bertkit.cli.options import DeviceOption, JsonOption, ModelDirOption
+
+
+@app.command("eval")
+def evaluate(
+    model: ModelDirOption = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="A labelled file (csv, tsv, jsonl, json, parquet). Default: the run's validation data.",
+            show_default=False,
+        ),
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", help="validation or test, from the run's recipe.", show_default=False),
+    ] = None,
+    text: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--text-column",
+            help="Text column (repeat to join several). Default: the recipe's.",
+            show_default=False,
+        ),
+    ] = None,
+    text_pair: Annotated[
+        str | None,
+        typer.Option("--text-pair", help="Second text column, for sentence-pair models.", show_default=False),
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option("--label-column", help="Label column. Default: the recipe's.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Only the first N rows.", show_default=False)
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per forward pass.")] = 64,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Report folder. Default: RUN/eval/<data>.", show_default=False),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="Also compute a metric of the `evaluate` library (needs the Hub).",
+            show_default=False,
+        ),
+    ] = None,
+    device: DeviceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Evaluate a model: metrics, per-class report, confusion matrix, misclassified examples.
+
+    With no options it evaluates the latest run on its recipe's validation data.
+
+    Examples:
+
+      bertkit eval
+
+      bertkit eval --split test
+
+      bertkit eval --model runs/quickstart-20250101-120000 --data reviews.csv --label-column stars
+    """
+    from bertkit.evaluation import evaluate_classifier
+
+    result = evaluate_classifier(
+        model,
+        data=data,
+        split=split,
+        text=text,
+        text_pair=text_pair,
+        label=label,
+        limit=limit,
+        batch_size=batch_size,
+        output=output,
+        extra_metrics=metric,
+        device=device,
+    )
+    _render(result, as_json)
+
+
+def _render(result, as_json: bool) -> None:
+    import json
+
+    from rich.table import Table
+
+    from bertkit.console import out
+
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "metrics": result.metrics,
+                    "n_examples": result.n_examples,
+                    "data": result.data,
+                    "report": str(result.report_dir),
+                }
+            )
+        )
+        return
+    table = Table(title=f"{result.data}: {result.n_examples:,} examples", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        if "/" in name:
+            continue
+        shown = f"[bold]{name}[/bold]" if name == result.main_metric else name
+        table.add_row(shown, f"{value:.4f}")
+    out.print(table)
+    out.print(f"report: {result.report_dir}/report.md")

@@ -1,0 +1,163 @@
+"""`bertkit predict`: labels for texts given as arguments, or for a whole file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bertkit.cli import app
+from bertkit.cli.options import DeviceOption, JsonOption, ModelDirOption
+
+
+@app.command("predict")
+def predict(
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts to classify.", show_default=False)] = None,
+    model: ModelDirOption = None,
+    input: Annotated[  # noqa: A002 - the option is called --input
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="File to predict: txt (one text per line), csv, tsv, jsonl; `-` for stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write predictions here (.jsonl, .csv, .tsv). Default: stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    text_column: Annotated[
+        str, typer.Option("--text-column", help="Input column holding the text.")
+    ] = "text",
+    text_pair: Annotated[
+        str | None,
+        typer.Option(
+            "--text-pair", help="Input column holding the second text (pair models).", show_default=False
+        ),
+    ] = None,
+    input_format: Annotated[
+        str | None,
+        typer.Option("--input-format", help="txt, csv, tsv, jsonl, json or parquet.", show_default=False),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Also list the k most likely labels.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")] = 64,
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="stop: fail on a malformed row; skip: skip and report it.")
+    ] = "stop",
+    device: DeviceOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Predict labels with a trained model (the latest run unless --model is given).
+
+    Examples:
+
+      bertkit predict "what a wonderful film" "the soup was cold"
+
+      bertkit predict --input reviews.csv --text-column review --output predictions.csv
+
+      cat texts.txt | bertkit predict --input - > predictions.jsonl
+    """
+    from bertkit.errors import UsageError
+
+    if on_error not in ("stop", "skip"):
+        raise UsageError(f"--on-error {on_error!r}: expected stop or skip", hint="use --on-error skip")
+    if bool(texts) == (input is not None):
+        raise UsageError(
+            "give texts as arguments or --input FILE (one of them)",
+            hint='bertkit predict "some text"   or   bertkit predict --input texts.txt',
+        )
+    from bertkit.inference import load_classifier
+
+    classifier = load_classifier(model, device=device)
+    if texts:
+        _predict_arguments(classifier, texts, top_k, batch_size, as_json)
+    else:
+        _predict_file(
+            classifier,
+            input,
+            output,
+            text_column,
+            text_pair,
+            input_format,
+            top_k,
+            batch_size,
+            on_error == "skip",
+        )
+
+
+def _predict_arguments(classifier, texts, top_k, batch_size, as_json) -> None:
+    import json
+
+    from rich.table import Table
+
+    from bertkit.console import out
+    from bertkit.predict import predict_texts
+
+    results = predict_texts(classifier, texts, top_k=top_k, batch_size=batch_size)
+    if as_json:
+        out.print_json(json.dumps([{"text": t, **r} for t, r in zip(texts, results, strict=True)]))
+        return
+    table = Table(box=None, pad_edge=False)
+    table.add_column("text", overflow="fold")
+    problem = classifier.labels.problem
+    if problem == "regression":
+        table.add_column("value", justify="right")
+    else:
+        table.add_column("label" if problem == "single" else "labels", style="bold")
+        if problem == "single":
+            table.add_column("score", justify="right")
+    for text, result in zip(texts, results, strict=True):
+        if problem == "regression":
+            table.add_row(text, f"{result['predicted_value']:.4f}")
+        elif problem == "multi":
+            table.add_row(text, ", ".join(result["predicted_labels"]) or "-")
+        else:
+            shown = result["predicted_label"]
+            if top_k > 1:
+                shown = ", ".join(f"{c['label']} {c['score']:.3f}" for c in result["top_k"])
+            table.add_row(text, shown, f"{result['predicted_score']:.4f}")
+    out.print(table)
+
+
+def _predict_file(
+    classifier, source, output, text_column, text_pair, input_format, top_k, batch_size, skip
+) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from bertkit.console import err, warn
+    from bertkit.predict import count_rows, predict_file
+
+    total = count_rows(source)
+    columns = [TextColumn("[bold]predicting[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(
+        *columns, console=err, transient=True, disable=output is None and not err.is_terminal
+    ) as bar:
+        task = bar.add_task("predict", total=total)
+        stats = predict_file(
+            classifier,
+            source,
+            output,
+            text_column=text_column,
+            pair_column=text_pair,
+            input_format=input_format,
+            top_k=top_k,
+            batch_size=batch_size,
+            skip_errors=skip,
+            on_progress=lambda done: bar.update(task, completed=done),
+        )
+    for message in stats.skipped[:20]:
+        warn(f"skipped {message}")
+    if len(stats.skipped) > 20:
+        warn(f"... and {len(stats.skipped) - 20} more skipped rows")
+    where = f" -> {stats.output}" if output else ""
+    err.print(
+        f"{stats.rows:,} rows in {stats.seconds:.1f}s ({stats.rows_per_second:,.0f} rows/s){where}"
+        + (f", {len(stats.skipped)} skipped" if stats.skipped else "")
+    )

@@ -1,0 +1,167 @@
+"""Evaluate a trained classifier on labelled data and write a report folder.
+
+`bertkit eval` with no arguments evaluates the latest run on its recipe's
+validation data (or test data with `--split test`); any run or Hugging Face model
+folder and any labelled file work too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bertkit.data.classification import check_columns, read_source, table_texts
+from bertkit.errors import DataError, UsageError
+from bertkit.recipe.schema import DataSection, DataSource
+from bertkit.runs import safe_name
+
+
+@dataclass
+class EvalResult:
+    """Metrics of one evaluation and where its report went."""
+
+    metrics: dict[str, float]
+    main_metric: str | None
+    n_examples: int
+    data: str
+    model: Path
+    report_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate_classifier(
+    model: Path | None = None,
+    *,
+    data: Path | None = None,
+    split: str | None = None,
+    text: list[str] | None = None,
+    text_pair: str | None = None,
+    label: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 64,
+    output: Path | None = None,
+    extra_metrics: list[str] | None = None,
+    root: Path = Path("runs"),
+    device: str | None = None,
+) -> EvalResult:
+    """Evaluate a classifier and write metrics.json, report.md, plots and errors.jsonl.
+
+    Args:
+        model: run directory or model folder; default the latest run under `root`.
+        data: a labelled file; default the run recipe's `split` data.
+        split: validation or test (with a run's recipe); default validation, else test.
+        text, text_pair, label: column names; default the run recipe's, else text/label.
+        limit: evaluate only the first N rows.
+        batch_size: examples per forward pass.
+        output: report folder; default `<run>/eval/<data>` or `eval/<model>-<data>`.
+        extra_metrics: names from the `evaluate` library (needs the Hub).
+        root: where runs and `latest` live.
+        device: cpu, cuda or mps.
+
+    Raises:
+        BertkitError: no model or data, missing columns, labels the model does not know.
+    """
+    from bertkit.evaluation_report import write_eval_report
+    from bertkit.inference import check_pairs, load_classifier
+    from bertkit.metrics import compute_classification_metrics, evaluate_library_metric, main_metric
+
+    classifier = load_classifier(model, root=root, device=device)
+    recipe = classifier.recipe
+    columns = _columns(recipe.data if recipe else None, text, text_pair, label)
+    source, split_name = _source(recipe.data if recipe else None, data, split)
+    table = read_source(source, columns.text_columns[0]).head(limit)
+    check_columns(table, columns, need_label=True)
+    texts, pairs = table_texts(table, columns)
+    check_pairs(classifier, pairs is not None, table.name)
+    spec = classifier.labels
+    targets = spec.encode(table, columns.label)
+
+    import numpy as np
+
+    start = time.perf_counter()
+    logits = classifier.logits(texts, pairs, batch_size=batch_size)
+    seconds = time.perf_counter() - start
+    labels = np.asarray(targets, dtype=np.float32 if spec.problem != "single" else np.int64)
+    names = list(spec.names) or None
+    metrics = compute_classification_metrics(
+        logits, labels, spec.problem, threshold=classifier.threshold, label_names=names
+    )
+    for name in extra_metrics or []:
+        predicted = logits.argmax(axis=1) if spec.problem == "single" else logits.reshape(-1)
+        metrics.update(evaluate_library_metric(name, predicted.tolist(), labels.tolist()))
+
+    report_dir = output or _report_dir(classifier, table.name, split_name)
+    files = write_eval_report(
+        report_dir,
+        metrics=metrics,
+        problem=spec.problem,
+        label_names=names,
+        logits=logits,
+        labels=labels,
+        texts=[f"{a} [SEP] {b}" for a, b in zip(texts, pairs, strict=True)] if pairs else texts,
+        threshold=classifier.threshold,
+        title=f"Evaluation of {classifier.run.path.name if classifier.run else classifier.source}",
+        data_description=f"{table.name} ({len(table):,} rows)",
+    )
+    return EvalResult(
+        metrics=metrics,
+        main_metric=main_metric(spec.problem, spec.num_labels)[0],
+        n_examples=len(table),
+        data=table.name,
+        model=classifier.source,
+        report_dir=report_dir,
+        files=files,
+        extra={"examples_per_second": len(table) / max(seconds, 1e-9)},
+    )
+
+
+def _columns(
+    recipe_data: DataSection | None, text: list[str] | None, text_pair: str | None, label: str | None
+) -> DataSection:
+    """Column settings: flags first, then the run's recipe, then text/label."""
+    base = recipe_data or DataSection()
+    updates: dict[str, Any] = {}
+    if text:
+        updates["text"] = text[0] if len(text) == 1 else text
+    if text_pair:
+        updates["text_pair"] = text_pair
+    if label:
+        updates["label"] = label
+    return base.model_copy(update=updates)
+
+
+def _source(recipe_data: DataSection | None, data: Path | None, split: str | None) -> tuple[DataSource, str]:
+    if data is not None:
+        return DataSource(path=str(data)), data.stem
+    if recipe_data is None:
+        raise UsageError(
+            "no data to evaluate on: this model folder has no bertkit recipe",
+            hint="give a labelled file with --data FILE",
+        )
+    order = [split] if split else ["validation", "test"]
+    for name in order:
+        source = getattr(recipe_data, name, None)
+        if source is not None:
+            return source, name
+    if recipe_data.validation_split and (split in (None, "validation")):
+        raise DataError(
+            "the run's validation data was carved from train (data.validation_split); "
+            "it is reported in the run's metrics.json",
+            hint="evaluate on other data with --data FILE, or --split test if the recipe has test data",
+        )
+    raise DataError(
+        f"the run's recipe has no {' or '.join(order)} data",
+        hint="give a labelled file with --data FILE",
+    )
+
+
+def _report_dir(classifier: Any, data_name: str, split: str) -> Path:
+    stem = Path(data_name).stem if "/" in data_name or "." in data_name else data_name
+    label = safe_name(f"{split}-{stem}" if split not in stem else stem)
+    if classifier.run is not None:
+        return classifier.run.eval_dir / label
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("eval") / safe_name(f"{classifier.source.name}-{label}-{stamp}")

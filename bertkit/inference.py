@@ -1,0 +1,209 @@
+"""Load a trained classifier and run it fast: batched, sorted by length, no autograd.
+
+Shared by `bertkit eval` and `bertkit predict`. A model folder knows how it was
+trained: bertkit writes the input settings (max length, sentence pairs) into its
+config.json under `bertkit`, so any copy of the folder predicts the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bertkit.data.labels import LabelSpec
+from bertkit.errors import DataError, ModelError
+from bertkit.runs import RunDirectory, latest_run
+
+if TYPE_CHECKING:
+    from bertkit.recipe.schema import Recipe
+
+CONFIG_KEY = "bertkit"
+_DEFAULT_MAX_LENGTH = 512
+
+
+@dataclass
+class Classifier:
+    """A classification model ready for inference.
+
+    Attributes:
+        model: the transformers model, in eval mode on `device`.
+        tokenizer: its tokenizer.
+        labels: problem type and label names, from the model config.
+        threshold: multi-label decision threshold.
+        max_length: truncation length used in training.
+        pair: whether it was trained on sentence pairs (None: unknown).
+        source: the folder it was loaded from.
+        run: the run directory, when loaded from one.
+        recipe: the run's recipe, when loaded from a run.
+    """
+
+    model: Any
+    tokenizer: Any
+    labels: LabelSpec
+    threshold: float
+    max_length: int
+    pair: bool | None
+    source: Path
+    device: str
+    run: RunDirectory | None = None
+    recipe: Recipe | None = None
+
+    def logits(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> np.ndarray:
+        """Model outputs for every text, in input order (float32, shape (n, num_labels))."""
+        return (
+            np.concatenate(list(self.iter_logits(texts, pairs, batch_size)), axis=0)
+            if texts
+            else (np.zeros((0, self.labels.num_labels), dtype=np.float32))
+        )
+
+    def iter_logits(
+        self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64
+    ) -> Iterator[np.ndarray]:
+        """Like `logits`, but yields one array per batch of `batch_size * 16` texts, in order.
+
+        Within each chunk texts are sorted by length so each batch pads little.
+        """
+        import torch
+
+        chunk = batch_size * 16
+        for start in range(0, len(texts), chunk):
+            part = texts[start : start + chunk]
+            second = pairs[start : start + chunk] if pairs is not None else None
+            encoded = self.tokenizer(part, second, truncation=True, max_length=self.max_length)
+            features = [{k: encoded[k][i] for k in encoded} for i in range(len(part))]
+            order = sorted(range(len(part)), key=lambda i: len(features[i]["input_ids"]))
+            out = np.empty((len(part), self.labels.num_labels), dtype=np.float32)
+            with torch.inference_mode():
+                for b in range(0, len(order), batch_size):
+                    index = order[b : b + batch_size]
+                    batch = self.tokenizer.pad([features[i] for i in index], return_tensors="pt")
+                    batch = {k: v.to(self.device) for k, v in batch.items()}
+                    out[index] = self.model(**batch).logits.float().cpu().numpy()
+            yield out
+
+
+def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path, RunDirectory | None]:
+    """The model folder to use: `model` (a run or model folder), else the latest run's.
+
+    Raises:
+        RunError: no model given and no latest run; or an incomplete run.
+        ModelError: a folder that holds no model.
+    """
+    from bertkit.runs import is_run_dir, open_run
+
+    if model is None:
+        run = latest_run(root)
+        return run.model_dir, run
+    if not model.exists():
+        raise ModelError(f"{model}: no such folder", hint="give a run directory or a model folder")
+    if is_run_dir(model):
+        run = open_run(model)
+        return run.model_dir, run
+    if not (model / "config.json").is_file():
+        raise ModelError(
+            f"{model}: holds no model (no config.json)",
+            hint="give a bertkit run directory or a Hugging Face model folder",
+        )
+    return model, None
+
+
+def load_classifier(
+    model: Path | None, *, root: Path = Path("runs"), device: str | None = None
+) -> Classifier:
+    """Load a classifier from a run directory, a model folder, or the latest run.
+
+    Raises:
+        BertkitError: nothing to load, not a classifier, unsafe or broken weights.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from bertkit.models import ModelRef, load_model, load_tokenizer
+    from bertkit.recipe.loading import load_recipe
+    from bertkit.training.devices import detect_device
+
+    folder, run = find_model_dir(model, root)
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    architectures = getattr(config, "architectures", None) or []
+    if architectures and not any(a.endswith("ForSequenceClassification") for a in architectures):
+        raise ModelError(
+            f"{folder}: a {architectures[0]} model, not a text classifier",
+            hint="fill-mask models are for `bertkit predict` with a [MASK] in the text; "
+            "fine-tune one first for classification",
+        )
+    ref = ModelRef(str(folder), str(model or folder), True, run.path if run else None)
+    classifier_model, _ = load_model(AutoModelForSequenceClassification, ref)
+    tokenizer = load_tokenizer(str(folder))
+    device = detect_device(device)
+    classifier_model.to(device).eval()
+
+    recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
+    saved = getattr(config, CONFIG_KEY, None) or {}
+    labels = labels_from_config(config, separator=saved.get("separator"))
+    limit = min(tokenizer.model_max_length or _DEFAULT_MAX_LENGTH, _DEFAULT_MAX_LENGTH)
+    return Classifier(
+        model=classifier_model,
+        tokenizer=tokenizer,
+        labels=labels,
+        threshold=float(saved.get("threshold", 0.5)),
+        max_length=int(saved.get("max_length", limit)),
+        pair=saved.get("text_pair"),
+        source=folder,
+        device=device,
+        run=run,
+        recipe=recipe,
+    )
+
+
+def labels_from_config(config: Any, separator: str | None = None) -> LabelSpec:
+    """The LabelSpec a model was trained with, read back from its config."""
+    problem_type = getattr(config, "problem_type", None)
+    if problem_type == "regression" or (problem_type is None and config.num_labels == 1):
+        return LabelSpec("regression", (), "regression (from the model config)")
+    names = tuple(config.id2label[i] for i in sorted(config.id2label))
+    if problem_type == "multi_label_classification":
+        return LabelSpec("multi", names, "multi-label (from the model config)", separator)
+    return LabelSpec("single", names, "single-label (from the model config)")
+
+
+def inputs_config(recipe: Recipe) -> dict[str, Any]:
+    """What bertkit stores in config.json so the model predicts as it was trained."""
+    return {
+        "max_length": recipe.data.max_length,
+        "text_pair": recipe.data.text_pair is not None,
+        "threshold": recipe.labels.threshold,
+        "separator": recipe.labels.separator,
+    }
+
+
+def check_pairs(classifier: Classifier, has_pairs: bool, where: str) -> None:
+    """Refuse inputs whose shape (single texts vs pairs) differs from training.
+
+    Raises:
+        DataError: pairs given to a single-text model, or single texts to a pair model.
+    """
+    if classifier.pair is True and not has_pairs:
+        raise DataError(
+            f"{where}: the model was trained on sentence pairs, but no second text was given",
+            hint="give --input FILE with both columns and --text-pair COLUMN",
+        )
+    if classifier.pair is False and has_pairs:
+        raise DataError(
+            f"{where}: the model was trained on single texts, but pairs were given",
+            hint="drop --text-pair, or use a model trained on sentence pairs",
+        )
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Consecutive lists of at most `size` items."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

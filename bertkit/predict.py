@@ -1,0 +1,282 @@
+"""Predict with a trained classifier: texts from the command line, or files of any size.
+
+Files are streamed: rows are read, predicted and written a chunk at a time, so
+memory stays flat on millions of lines. Output is written to a temporary file and
+renamed at the end, so a failed run never leaves a partial predictions file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from bertkit.data.reading import file_format, is_stdin, iter_rows
+from bertkit.errors import DataError, UsageError
+from bertkit.inference import Classifier, batched, check_pairs
+
+OUTPUT_FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "tsv": "tsv"}
+
+
+@dataclass
+class PredictStats:
+    """What a file prediction did."""
+
+    rows: int = 0
+    seconds: float = 0.0
+    skipped: list[str] = field(default_factory=list)
+    output: str = "-"
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / max(self.seconds, 1e-9)
+
+
+def prediction_fields(classifier: Classifier, logits: np.ndarray, top_k: int = 1) -> list[dict[str, Any]]:
+    """Turn logits into one result mapping per example.
+
+    single: predicted_label, predicted_score, probabilities (and top_k when k > 1);
+    multi: predicted_labels (probability >= threshold), probabilities;
+    regression: predicted_value.
+    """
+    from bertkit.metrics import class_probabilities
+
+    spec = classifier.labels
+    if spec.problem == "regression":
+        return [{"predicted_value": float(v)} for v in logits.reshape(-1)]
+    probs = class_probabilities(logits, spec.problem)
+    names = spec.names
+    results = []
+    for row in probs:
+        rounded = {name: round(float(p), 6) for name, p in zip(names, row, strict=True)}
+        if spec.problem == "multi":
+            chosen = [n for n, p in zip(names, row, strict=True) if p >= classifier.threshold]
+            results.append({"predicted_labels": chosen, "probabilities": rounded})
+            continue
+        best = int(row.argmax())
+        result: dict[str, Any] = {
+            "predicted_label": names[best],
+            "predicted_score": round(float(row[best]), 6),
+            "probabilities": rounded,
+        }
+        if top_k > 1:
+            order = np.argsort(-row)[:top_k]
+            result["top_k"] = [{"label": names[i], "score": round(float(row[i]), 6)} for i in order]
+        results.append(result)
+    return results
+
+
+def predict_texts(
+    classifier: Classifier,
+    texts: list[str],
+    pairs: list[str] | None = None,
+    *,
+    top_k: int = 1,
+    batch_size: int = 64,
+) -> list[dict[str, Any]]:
+    """Predictions for a list of texts (and pairs), in input order."""
+    check_pairs(classifier, pairs is not None, "input")
+    logits = classifier.logits(texts, pairs, batch_size=batch_size)
+    return prediction_fields(classifier, logits, top_k)
+
+
+def predict_file(
+    classifier: Classifier,
+    source: Path,
+    output: Path | None,
+    *,
+    text_column: str = "text",
+    pair_column: str | None = None,
+    input_format: str | None = None,
+    output_format: str | None = None,
+    top_k: int = 1,
+    batch_size: int = 64,
+    skip_errors: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> PredictStats:
+    """Predict every row of a file (or `-` for stdin) and write the results, streaming.
+
+    Input columns pass through; prediction fields are added (see `prediction_fields`).
+
+    Args:
+        classifier: the model.
+        source: input file (txt: one text per line; csv/tsv/jsonl: `text_column`), or `-`.
+        output: output file (.jsonl or .csv/.tsv), or None for JSONL on stdout.
+        text_column: the input column holding the text.
+        pair_column: the input column holding the second text (sentence-pair models).
+        input_format, output_format: override the formats taken from extensions.
+        top_k: also list the k most likely labels (single-label models).
+        batch_size: texts per forward pass.
+        skip_errors: skip malformed rows and report them, instead of stopping.
+        on_progress: called with the number of rows done after each chunk.
+
+    Raises:
+        DataError: a malformed row (without skip_errors), a missing column, or pairs
+            that do not match the model.
+    """
+    check_pairs(classifier, pair_column is not None, str(source))
+    out_format = _output_format(output, output_format)
+    stats = PredictStats(output=str(output) if output else "-")
+
+    def report(error: DataError) -> None:
+        if not skip_errors:
+            raise error
+        stats.skipped.append(error.message)
+
+    rows = _rows_with_text(
+        iter_rows(source, input_format, text_column=text_column, on_error=report),
+        source,
+        text_column,
+        pair_column,
+        report,
+    )
+    start = time.perf_counter()
+    with _atomic_output(output) as handle:
+        writer = _Writer(handle, out_format)
+        for chunk in batched(rows, batch_size * 16):
+            texts = [_as_text(record[text_column]) for record in chunk]
+            pairs = [_as_text(record[pair_column]) for record in chunk] if pair_column else None
+            logits = classifier.logits(texts, pairs, batch_size=batch_size)
+            for record, result in zip(chunk, prediction_fields(classifier, logits, top_k), strict=True):
+                writer.write({**record, **result})
+            stats.rows += len(chunk)
+            if on_progress is not None:
+                on_progress(stats.rows)
+    stats.seconds = time.perf_counter() - start
+    return stats
+
+
+def _rows_with_text(
+    rows: Iterator[tuple[int | None, dict[str, Any]]],
+    source: Path,
+    text_column: str,
+    pair_column: str | None,
+    report: Callable[[DataError], None],
+) -> Iterator[dict[str, Any]]:
+    """Records that have the needed columns; the first record decides if a column is missing."""
+    first = True
+    for line, record in rows:
+        where = f"{source}:{line}" if line is not None else str(source)
+        for column in (text_column, pair_column):
+            if column is None or column in record:
+                continue
+            if first:
+                raise DataError(
+                    f"{where}: no column {column!r}; columns are: {', '.join(record)}",
+                    hint="name the text column with --text-column (and --text-pair for pairs)",
+                )
+            report(DataError(f"{where}: the row has no {column!r} value", hint="fix or remove the row"))
+            break
+        else:
+            first = False
+            yield record
+
+
+def _as_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _output_format(output: Path | None, declared: str | None) -> str:
+    if declared:
+        return OUTPUT_FORMATS[declared]
+    if output is None:
+        return "jsonl"
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix not in OUTPUT_FORMATS:
+        raise UsageError(
+            f"{output}: cannot tell the output format from the extension",
+            hint="use .jsonl, .csv or .tsv, or --output-format",
+        )
+    return OUTPUT_FORMATS[suffix]
+
+
+class _atomic_output:  # noqa: N801 - used as a context manager, reads like a function
+    """A text handle: stdout, or a temporary file renamed over `path` on success."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.tmp: Path | None = None
+        self.handle: IO[str] | None = None
+
+    def __enter__(self) -> IO[str]:
+        if self.path is None or is_stdin(self.path):
+            return sys.stdout
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+            self.handle = open(self.tmp, "x", encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(
+                f"{self.path}: cannot write the output: {exc.strerror or exc}",
+                hint="choose a writable --output path",
+            ) from None
+        return self.handle
+
+    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
+        if self.handle is None or self.tmp is None or self.path is None:
+            return
+        self.handle.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+class _Writer:
+    """Writes result records as JSONL, or as CSV/TSV with probabilities flattened."""
+
+    def __init__(self, handle: IO[str], fmt: str) -> None:
+        self.handle = handle
+        self.fmt = fmt
+        self.csv: Any = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.fmt == "jsonl":
+            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            return
+        flat = _flatten(record)
+        if self.csv is None:
+            delimiter = "\t" if self.fmt == "tsv" else ","
+            self.csv = csv.DictWriter(
+                self.handle,
+                fieldnames=list(flat),
+                delimiter=delimiter,
+                extrasaction="ignore",
+                lineterminator="\n",
+            )
+            self.csv.writeheader()
+        self.csv.writerow(flat)
+
+
+def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        if key == "probabilities":
+            flat.update({f"prob_{name}": p for name, p in value.items()})
+        elif key == "predicted_labels":
+            flat[key] = "|".join(value)
+        elif isinstance(value, list | dict):
+            flat[key] = json.dumps(value, ensure_ascii=False)
+        else:
+            flat[key] = value
+    return flat
+
+
+def count_rows(source: Path) -> int | None:
+    """A fast estimate of the rows in a file (its line count), for progress bars."""
+    if is_stdin(source) or file_format(source) in ("json", "parquet"):
+        return None
+    count = 0
+    with source.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            count += block.count(b"\n")
+    return count
