@@ -44,7 +44,9 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PUNCTUATION = [".", ",", "!", "?", "'", "-", ":", ";", "(", ")"]
 POSITIVE_WORDS = ["good", "great", "excellent", "wonderful", "lovely", "fun", "nice", "tasty", "friendly"]
 NEGATIVE_WORDS = ["bad", "terrible", "awful", "boring", "dull", "poor", "rude", "cold", "slow"]
-NOUNS = ["film", "movie", "food", "service", "book", "show", "meal", "place", "staff", "story", "plot", "music"]
+NOUNS = [
+    "film", "movie", "food", "service", "book", "show", "meal", "place", "staff", "story", "plot", "music",
+]  # fmt: skip
 OTHER_WORDS = [
     "the", "a", "an", "and", "but", "or", "so", "this", "that", "it", "is", "was", "were",
     "are", "be", "i", "you", "we", "they", "my", "our", "not", "very", "really", "quite",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import textwrap
@@ -267,23 +268,19 @@ def test_copy_quickstart(run_cli, tmp_path):
         bundled = bundled_dir() / "data" / "sentiment" / f"{split}.csv"
         local = Path(getattr(recipe.data, split).path)
         assert local == (tmp_path / "data" / "sentiment" / f"{split}.csv").resolve()
-        if bundled.is_file():  # the bundled data ships with the package
-            assert local.read_bytes() == bundled.read_bytes()
+        assert local.read_bytes() == bundled.read_bytes()
 
 
 def test_bundled_quickstart_data_is_present_and_balanced():
     folder = bundled_dir() / "data" / "sentiment"
-    if not (folder / "train.csv").is_file():
-        pytest.skip("the bundled quickstart data is not in this checkout yet")
-    import csv
-
     for split in ("train", "validation", "test"):
         with (folder / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert rows, split
         assert set(rows[0]) >= {"text", "label"}
         labels = [row["label"] for row in rows]
-        assert len(set(labels)) >= 2, split
+        assert labels.count("positive") == labels.count("negative") == len(labels) / 2, split
+        assert all(row["text"].strip() for row in rows), split
 
 
 # --------------------------------------------------------------------------- env

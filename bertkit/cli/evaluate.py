@@ -95,8 +95,7 @@ def evaluate(
 def _render(result, as_json: bool) -> None:
     import json
 
-    from rich.table import Table
-
+    from bertkit.cli.render import metrics_table
     from bertkit.console import out
 
     if as_json:
@@ -111,13 +110,6 @@ def _render(result, as_json: bool) -> None:
             )
         )
         return
-    table = Table(title=f"{result.data}: {result.n_examples:,} examples", title_justify="left")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in result.metrics.items():
-        if "/" in name:
-            continue
-        shown = f"[bold]{name}[/bold]" if name == result.main_metric else name
-        table.add_row(shown, f"{value:.4f}")
-    out.print(table)
+    title = f"{result.data}: {result.n_examples:,} examples"
+    out.print(metrics_table({"value": result.metrics}, result.main_metric, title))
     out.print(f"report: {result.report_dir}/report.md")

@@ -69,35 +69,17 @@ def finetune(
 
 def render_result(result) -> None:
     """The end-of-run summary: a metrics table and where everything went."""
-    from rich.table import Table
-
+    from bertkit.cli.render import metrics_table
     from bertkit.console import out
 
-    table = Table(title=f"Run {result.run.path}", title_justify="left")
-    splits = [s for s in ("validation", "test") if s in result.metrics]
-    table.add_column("metric")
-    for split in splits:
-        table.add_column(split, justify="right")
-    names: list[str] = []
-    for split in splits:
-        names += [n for n in result.metrics[split] if n not in names and _shown(n)]
-    for name in names:
-        label = f"[bold]{name}[/bold]" if name == result.main_metric else name
-        table.add_row(label, *[_fmt(result.metrics[s].get(name)) for s in splits])
+    evaluated = {s: result.metrics[s] for s in ("validation", "test") if s in result.metrics}
+    if evaluated:
+        out.print(metrics_table(evaluated, result.main_metric, f"Run {result.run.path}"))
     train = result.metrics.get("train", {})
-    if splits:
-        out.print(table)
+    loss = train.get("loss", float("nan"))
     out.print(
         f"trained {train.get('epoch', 0):g} epochs in {train.get('runtime', 0):.1f}s, "
-        f"{train.get('samples_per_second', 0):.1f} samples/s, final loss {train.get('loss', float('nan')):.4f}"
+        f"{train.get('samples_per_second', 0):.1f} samples/s, final loss {loss:.4f}"
     )
     out.print(f"model: {result.run.model_dir}")
     out.print('next:  bertkit eval    |    bertkit predict "some text"')
-
-
-def _shown(name: str) -> bool:
-    return "/" not in name and not any(s in name for s in ("runtime", "per_second", "epoch"))
-
-
-def _fmt(value) -> str:
-    return "" if value is None else f"{value:.4f}"

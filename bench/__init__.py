@@ -1,0 +1,1 @@
+"""Benchmarks: bertkit against the tools users would otherwise use."""
