@@ -58,15 +58,17 @@ app = typer.Typer(
     cls=_Group,
     help="Pretrain, fine-tune, evaluate and serve BERT models, each run described by a YAML recipe.",
     epilog=(
-        "Examples:\n\n"
-        "  bertkit finetune --recipe quickstart\n\n"
+        "\b\nExamples:\n"
+        "  bertkit finetune --recipe quickstart\n"
+        "  bertkit eval\n"
+        '  bertkit predict "what a wonderful film"\n'
         "  bertkit recipes list\n\n"
-        "  bertkit env --json"
+        "Run `bertkit COMMAND --help` for a command's options and examples."
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -92,8 +94,13 @@ def _root(
 
 
 def _register() -> None:
-    # Each module adds its command(s) to `app`; importing them is cheap by design.
-    from bertkit.cli import env, evaluate, predict, recipes, train  # noqa: F401
+    # Each module adds its command(s) to `app` when imported, in the order help lists
+    # them; importing them is cheap by design (no heavy libraries at module level).
+    import bertkit.cli.train
+    import bertkit.cli.evaluate
+    import bertkit.cli.predict
+    import bertkit.cli.recipes
+    import bertkit.cli.env  # noqa: F401
 
 
 _register()

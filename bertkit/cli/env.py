@@ -8,12 +8,13 @@ from bertkit.cli.options import JsonOption
 
 @app.command("env")
 def env(as_json: JsonOption = False) -> None:
-    """Show versions, devices and settings (paste the --json output into bug reports).
+    """Show versions, devices and settings.
 
+    Paste the --json output into bug reports.
+
+    \b
     Examples:
-
       bertkit env
-
       bertkit env --json
     """
     import json

@@ -62,16 +62,16 @@ def evaluate(
     device: DeviceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate a model: metrics, per-class report, confusion matrix, misclassified examples.
+    """Evaluate a model on labelled data and write a report.
+
+    Metrics, per-class scores, confusion matrix and the misclassified examples.
 
     With no options it evaluates the latest run on its recipe's validation data.
 
+    \b
     Examples:
-
       bertkit eval
-
       bertkit eval --split test
-
       bertkit eval --model runs/quickstart-20250101-120000 --data reviews.csv --label-column stars
     """
     from bertkit.evaluation import evaluate_classifier

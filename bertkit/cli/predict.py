@@ -54,14 +54,14 @@ def predict(
     device: DeviceOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Predict labels with a trained model (the latest run unless --model is given).
+    """Predict labels for texts or a file with a trained model.
 
+    Uses the latest run unless --model is given.
+
+    \b
     Examples:
-
       bertkit predict "what a wonderful film" "the soup was cold"
-
       bertkit predict --input reviews.csv --text-column review --output predictions.csv
-
       cat texts.txt | bertkit predict --input - > predictions.jsonl
     """
     from bertkit.errors import UsageError

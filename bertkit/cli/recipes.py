@@ -22,8 +22,8 @@ app.add_typer(recipes_app, name="recipes")
 def list_recipes() -> None:
     """List the bundled recipes with a one-line description.
 
+    \b
     Examples:
-
       bertkit recipes list
     """
     from rich.table import Table
@@ -48,8 +48,8 @@ def show(
 ) -> None:
     """Print a recipe file as written, comments included.
 
+    \b
     Examples:
-
       bertkit recipes show quickstart
     """
     from bertkit.console import out
@@ -72,10 +72,9 @@ def validate(
 
     Every problem is reported at once, with file, line, key and the nearest valid key.
 
+    \b
     Examples:
-
       bertkit recipes validate my.yaml
-
       bertkit recipes validate my.yaml --set train.epochs=2 --resolved
     """
     from rich.markup import escape
@@ -113,8 +112,8 @@ def copy(
     Data files the recipe names by relative path are copied beside it, keeping the
     same relative layout, so the copy runs as is.
 
+    \b
     Examples:
-
       bertkit recipes copy quickstart my-recipe.yaml
     """
     from bertkit.console import out

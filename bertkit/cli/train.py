@@ -47,14 +47,11 @@ def finetune(
     Writes a run directory (model, card, metrics, curves, recipe) and points
     runs/latest at it, so `bertkit eval` and `bertkit predict` find it.
 
+    \b
     Examples:
-
       bertkit finetune --recipe quickstart
-
       bertkit finetune --recipe sentiment --set train.epochs=2 --set train.batch_size=64
-
       bertkit finetune --recipe my.yaml --limit 200       # a quick dry run
-
       bertkit finetune --recipe my.yaml --set output.dir=runs/exp1 --resume runs/exp1
     """
     from bertkit.recipe import load_recipe
