@@ -5,42 +5,9 @@
 #   bash scripts/test.sh                 # the fast, offline suite
 #   bash scripts/test.sh -m slow -x      # arguments go to pytest
 #
-# Safe to rerun: the virtualenv and torch are reused, bertkit is reinstalled in
-# editable mode (cheap), then pytest runs.
-#
-# Environment:
-#   PYTHON          interpreter that creates .venv (default: python3)
-#   BERTKIT_TORCH   the torch requirement installed when .venv has no torch yet
-#                   (default: torch==2.13.0)
+# Environment: see scripts/setup.sh (PYTHON, BERTKIT_TORCH).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-
-python=${PYTHON:-python3}
-torch_requirement=${BERTKIT_TORCH:-torch==2.13.0}
-venv=.venv
-pip_flags=(-q --disable-pip-version-check)
-
-if [[ ! -x $venv/bin/python ]]; then
-    if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
-        echo "scripts/test.sh: bertkit needs Python 3.10 or newer; set PYTHON=python3.X" >&2
-        exit 1
-    fi
-    echo "creating $venv with $("$python" --version 2>&1)" >&2
-    "$python" -m venv "$venv"
-fi
-py=$venv/bin/python
-
-"$py" -m pip install "${pip_flags[@]}" --upgrade pip
-
-# torch first, and pinned: left to the project's range (torch>=2.4), pip picks the
-# newest release, which on Linux is a multi-GB CUDA build. Once any torch is in the
-# venv, the range is satisfied and pip leaves it alone.
-if ! "$py" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)'; then
-    echo "installing $torch_requirement" >&2
-    "$py" -m pip install "${pip_flags[@]}" "$torch_requirement"
-fi
-
-"$py" -m pip install "${pip_flags[@]}" -e ".[dev,quickstart]"
-
-exec "$py" -m pytest "$@"
+bash scripts/setup.sh dev,quickstart
+exec .venv/bin/python -m pytest "$@"
