@@ -249,6 +249,7 @@ def dev_accuracy(model_dir: Path, sentences: list[str], labels: list[int], max_l
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    _quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
     to_label = {
@@ -281,6 +282,7 @@ def length_grouped_padding(sentences: list[str], model: Path, settings: Settings
     from transformers import AutoTokenizer
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
+    _quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     encoded = tokenizer(sentences, truncation=True, max_length=settings.max_length)
     lengths = [len(ids) for ids in encoded["input_ids"]]
@@ -293,6 +295,13 @@ def length_grouped_padding(sentences: list[str], model: Path, settings: Settings
         real += sum(batch)
         total += max(batch) * len(batch)
     return 1 - real / total
+
+
+def _quiet_transformers() -> None:
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def run(

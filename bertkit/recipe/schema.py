@@ -172,6 +172,17 @@ class MlmSection(Section):
     whole_word: bool = Field(
         False, description="Mask all sub-tokens of a word together (whole-word masking)."
     )
+    documents: Literal["lines", "paragraphs"] = Field(
+        "lines",
+        description="In plain-text corpora, a document is each non-empty line (`lines`) or each "
+        "blank-line separated paragraph (`paragraphs`).",
+    )
+    word_segmentation: Literal["tokenizer", "whitespace"] = Field(
+        "tokenizer",
+        description="How whole-word masking finds words: `tokenizer` (WordPiece `##` pieces join "
+        "their word; each Chinese character is a word) or `whitespace` (the corpus is "
+        "pre-segmented with spaces, e.g. Chinese words from a segmenter).",
+    )
     sequences: Literal["packing", "line_by_line"] = Field(
         "packing",
         description="`packing` concatenates documents into full blocks (no padding waste); "

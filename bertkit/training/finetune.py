@@ -7,7 +7,6 @@ model is loaded, so a mistake costs seconds and leaves nothing behind.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +15,17 @@ from typing import Any
 from bertkit.console import note, warn
 from bertkit.data.classification import ClassificationData, load_classification_data
 from bertkit.data.labels import LabelSpec
-from bertkit.errors import RecipeError, RunError
+from bertkit.errors import RecipeError
 from bertkit.recipe.schema import Recipe
-from bertkit.runs import RunDirectory, new_run_path, prepare_run_dir
+from bertkit.runs import RunDirectory, prepare_run_dir
 from bertkit.training.arguments import Selection
+from bertkit.training.common import (
+    check_max_length,
+    cleanup_on_failure,
+    quiet_libraries,
+    run_location,
+    strip_prefix,
+)
 
 
 @dataclass
@@ -66,7 +72,7 @@ def finetune(
             f"task is {recipe.task!r}; finetune trains classifiers",
             hint="use `bertkit pretrain` for masked-LM recipes",
         )
-    _quiet_libraries()
+    quiet_libraries()
     from bertkit.models import load_tokenizer, resolve_model
     from bertkit.training.devices import resolve_placement
 
@@ -81,22 +87,17 @@ def finetune(
         revision=recipe.model.revision,
         trust_remote_code=recipe.model.trust_remote_code,
     )
-    _check_max_length(recipe, tokenizer)
+    check_max_length(recipe, tokenizer)
     placement = resolve_placement(recipe.train.precision, device)
     notes.append(f"precision: {placement.reason}")
-    run_path, resume_from = _run_location(recipe, resume)
+    run_path, resume_from = run_location(recipe, resume)
 
     # 2. Inputs are sound: create the run directory and do the real work.
     run = prepare_run_dir(run_path, resume=resume_from is not None, overwrite=overwrite)
-    created_here = resume_from is None
-    try:
+    with cleanup_on_failure(run, created=resume_from is None):
         return _train(
             recipe, data, tokenizer, ref, placement, run, resume_from, class_weights, notes, command
         )
-    except BaseException:
-        if created_here and run.latest_checkpoint() is None:
-            shutil.rmtree(run.path, ignore_errors=True)  # nothing worth keeping
-        raise
 
 
 def _train(
@@ -209,11 +210,11 @@ def _train(
     train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     guard.check()
 
-    metrics: dict[str, dict[str, float]] = {"train": _strip(train_output.metrics, "train_")}
+    metrics: dict[str, dict[str, float]] = {"train": strip_prefix(train_output.metrics, "train_")}
     for split in ("validation", "test"):
         if split in tokenized:
             result = trainer.evaluate(tokenized[split], metric_key_prefix=split)
-            metrics[split] = _strip(result, f"{split}_")
+            metrics[split] = strip_prefix(result, f"{split}_")
 
     if trainer.is_world_process_zero():
         write_run_outputs(
@@ -305,48 +306,3 @@ def weighted_loss(weights: list[float]) -> Any:
         return total / count
 
     return loss
-
-
-def _run_location(recipe: Recipe, resume: Path | None) -> tuple[Path, Path | None]:
-    """The run directory to write, and the checkpoint to resume from (if any).
-
-    Raises:
-        RunError: the resume target has no checkpoint.
-    """
-    if resume is None:
-        if recipe.output.dir:
-            return Path(recipe.output.dir), None
-        return new_run_path(Path(recipe.output.root), recipe.run_name), None
-    resume = resume.expanduser()
-    if resume.name.startswith("checkpoint-") and resume.is_dir():
-        return resume.parent.parent, resume
-    checkpoint = RunDirectory(resume).latest_checkpoint()
-    if checkpoint is None:
-        raise RunError(
-            f"{resume}: no checkpoint to resume from",
-            hint="give a run directory that has checkpoints/, or a checkpoint-N folder",
-        )
-    return resume, checkpoint
-
-
-def _check_max_length(recipe: Recipe, tokenizer: Any) -> None:
-    limit = getattr(tokenizer, "model_max_length", None)
-    if limit and limit < 100_000 and recipe.data.max_length > limit:
-        raise RecipeError(
-            f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} tokens",
-            hint=f"use --set data.max_length={limit} or less",
-        )
-
-
-def _strip(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
-    return {k.removeprefix(prefix): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-
-
-def _quiet_libraries() -> None:
-    """Silence library chatter that bertkit reports better itself."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()

@@ -1,0 +1,108 @@
+"""Masking for masked-LM training and evaluation.
+
+Training masks afresh at every batch with Transformers' language-modeling collator
+(15% of tokens by default, 80% [MASK] / 10% random / 10% kept; whole-word masking
+masks every piece of a word and uses [MASK] only, as that collator does).
+
+Evaluation masks once, with a fixed seed, before the first evaluation: every run
+and every baseline model is scored on exactly the same masked positions, so
+perplexity and masked-token accuracy are comparable across runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+EVAL_MASK_SEED = 0
+_NOT_MODEL_INPUTS = ("length",)
+
+
+class MlmCollator:
+    """Collate masked-LM features: mask unmasked ones, pad pre-masked ones.
+
+    Args:
+        tokenizer: the tokenizer (needs a mask token).
+        probability: share of tokens (or words) selected for masking.
+        whole_word: mask all pieces of a word together.
+        pad_to_multiple_of: pad lengths to a multiple of this (tensor cores).
+    """
+
+    def __init__(
+        self, tokenizer: Any, probability: float, whole_word: bool, pad_to_multiple_of: int | None = None
+    ) -> None:
+        from transformers import DataCollatorForLanguageModeling
+
+        self.tokenizer = tokenizer
+        self.whole_word = whole_word
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.masker = DataCollatorForLanguageModeling(
+            tokenizer,
+            mlm_probability=probability,
+            whole_word_mask=whole_word,
+            # Transformers' whole-word masking supports [MASK] replacement only.
+            mask_replace_prob=1.0 if whole_word else 0.8,
+            random_replace_prob=0.0 if whole_word else 0.1,
+            pad_to_multiple_of=pad_to_multiple_of,
+        )
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        features = [{k: v for k, v in f.items() if k not in _NOT_MODEL_INPUTS} for f in features]
+        if "labels" in features[0]:
+            return self._pad_premasked(features)
+        if self.whole_word:
+            self._pad_offsets(features)
+        return self.masker(features)
+
+    def mask(self, features: list[dict[str, Any]], seed: int) -> dict[str, Any]:
+        """Mask one batch with its own seeded generator (deterministic)."""
+        import torch
+
+        self.masker.generator = torch.Generator().manual_seed(seed)
+        try:
+            return self(features)
+        finally:
+            self.masker.generator = None
+
+    def _pad_offsets(self, features: list[dict[str, Any]]) -> None:
+        # The tokenizer pads token ids but not offsets; give them the padded length.
+        longest = max(len(f["input_ids"]) for f in features)
+        multiple = self.pad_to_multiple_of
+        if multiple:
+            longest = -(-longest // multiple) * multiple
+        for f in features:
+            offsets = list(f["offset_mapping"])
+            f["offset_mapping"] = offsets + [(0, 0)] * (longest - len(offsets))
+
+    def _pad_premasked(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        labels = [list(f.pop("labels")) for f in features]
+        for f in features:
+            f.pop("offset_mapping", None)
+        batch = self.tokenizer.pad(features, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
+        width = batch["input_ids"].shape[1]
+        batch["labels"] = torch.tensor([row + [-100] * (width - len(row)) for row in labels])
+        return batch
+
+
+def premask(dataset: Dataset, collator: MlmCollator, seed: int = EVAL_MASK_SEED) -> Dataset:
+    """Mask an evaluation set once, deterministically; the result carries `labels`."""
+
+    def mask_batch(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+        keys = list(batch)
+        features = [{k: batch[k][i] for k in keys} for i in range(len(indices))]
+        lengths = [len(f["input_ids"]) for f in features]
+        masked = collator.mask(features, seed * 1_000_003 + indices[0])
+        ids = masked["input_ids"].tolist()
+        labels = masked["labels"].tolist()
+        return {
+            "input_ids": [row[:n] for row, n in zip(ids, lengths, strict=True)],
+            "labels": [row[:n] for row, n in zip(labels, lengths, strict=True)],
+        }
+
+    return dataset.map(
+        mask_batch, batched=True, batch_size=256, with_indices=True, desc="Masking evaluation data"
+    )
