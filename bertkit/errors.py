@@ -61,3 +61,9 @@ class RunError(BertkitError):
 
 class TrainingError(BertkitError):
     """Training diverged or could not continue."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (library errors can run to pages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

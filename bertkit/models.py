@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bertkit.console import warn
 from bertkit.environment import hub_offline
-from bertkit.errors import ModelError
+from bertkit.errors import ModelError, first_line
 from bertkit.runs import is_run_dir, open_run
 
 if TYPE_CHECKING:
@@ -221,12 +221,7 @@ def _load(fn: Any, ref: ModelRef, what: str) -> Any:
             )
         else:
             hint = "check the Hub id and your network, or use a local folder (offline: `minilm`)"
-        raise ModelError(f"{ref.shown}: cannot load the {what}: {_first_line(exc)}", hint=hint) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+        raise ModelError(f"{ref.shown}: cannot load the {what}: {first_line(exc)}", hint=hint) from exc
 
 
 def tokenizer_info(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:

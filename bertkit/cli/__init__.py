@@ -7,6 +7,7 @@ inside command bodies only, so `bertkit --help` starts in a blink; a test guards
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Annotated
@@ -94,13 +95,10 @@ def _root(
 
 
 def _register() -> None:
-    # Each module adds its command(s) to `app` when imported, in the order help lists
-    # them; importing them is cheap by design (no heavy libraries at module level).
-    import bertkit.cli.train
-    import bertkit.cli.evaluate
-    import bertkit.cli.predict
-    import bertkit.cli.recipes
-    import bertkit.cli.env  # noqa: F401
+    # Each module adds its command(s) to `app` when imported; help lists them in this
+    # order, the order of the workflow. None of them imports heavy libraries.
+    for name in ("train", "evaluate", "predict", "tokenizer", "recipes", "env"):
+        importlib.import_module(f"bertkit.cli.{name}")
 
 
 _register()

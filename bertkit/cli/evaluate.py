@@ -59,6 +59,15 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline",
+            help="Masked-LM runs: also score this model (e.g. the starting "
+            "checkpoint) on the same masked text.",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -74,6 +83,13 @@ def evaluate(
       bertkit eval --split test
       bertkit eval --model runs/quickstart-20250101-120000 --data reviews.csv --label-column stars
     """
+    from bertkit.inference import find_model_dir
+    from bertkit.masked_lm import model_kind
+
+    folder, _ = find_model_dir(model)
+    if model_kind(folder) == "masked-lm":
+        _evaluate_masked_lm(model, data, baseline, limit, batch_size, output, device, as_json)
+        return
     from bertkit.evaluation import evaluate_classifier
 
     result = evaluate_classifier(
@@ -90,6 +106,41 @@ def evaluate(
         device=device,
     )
     _render(result, as_json)
+
+
+def _evaluate_masked_lm(model, data, baseline, limit, batch_size, output, device, as_json) -> None:
+    import json
+
+    from rich.table import Table
+
+    from bertkit.console import out
+    from bertkit.masked_lm import evaluate_masked_lm
+
+    result = evaluate_masked_lm(
+        model, data=data, baseline=baseline, limit=limit, batch_size=batch_size, output=output, device=device
+    )
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "metrics": result.metrics,
+                    "baseline": result.baseline,
+                    "data": result.data,
+                    "report": str(result.report_dir),
+                }
+            )
+        )
+        return
+    table = Table(title=f"{result.data}: {result.sequences:,} sequences, fixed masks", title_justify="left")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    if result.baseline:
+        table.add_column(f"baseline ({baseline})", justify="right")
+    for name, value in result.metrics.items():
+        extra = [f"{result.baseline[name]:.4f}"] if result.baseline and name in result.baseline else []
+        table.add_row(name, f"{value:.4f}", *extra)
+    out.print(table)
+    out.print(f"report: {result.report_dir}/report.md")
 
 
 def _render(result, as_json: bool) -> None:

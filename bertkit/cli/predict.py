@@ -73,8 +73,17 @@ def predict(
             "give texts as arguments or --input FILE (one of them)",
             hint='bertkit predict "some text"   or   bertkit predict --input texts.txt',
         )
-    from bertkit.inference import load_classifier
+    from bertkit.inference import find_model_dir, load_classifier
+    from bertkit.masked_lm import model_kind
 
+    folder, _ = find_model_dir(model)
+    if model_kind(folder) == "masked-lm":
+        if not texts:
+            raise UsageError(
+                "fill-mask takes texts as arguments, not --input", hint='bertkit predict "a [MASK] day"'
+            )
+        _fill_mask(model, texts, top_k if top_k > 1 else 5, device, as_json)
+        return
     classifier = load_classifier(model, device=device)
     if texts:
         _predict_arguments(classifier, texts, top_k, batch_size, as_json)
@@ -90,6 +99,32 @@ def predict(
             batch_size,
             on_error == "skip",
         )
+
+
+def _fill_mask(model, texts, top_k, device, as_json) -> None:
+    import json
+
+    from rich.table import Table
+
+    from bertkit.console import out
+    from bertkit.masked_lm import fill_mask, load_masked_lm
+
+    mlm = load_masked_lm(model, device=device)
+    results = fill_mask(mlm, texts, top_k=top_k)
+    if as_json:
+        out.print_json(json.dumps([{"text": t, "masks": r} for t, r in zip(texts, results, strict=True)]))
+        return
+    for text, masks in zip(texts, results, strict=True):
+        table = Table(title=text, title_justify="left", box=None, pad_edge=False)
+        for index in range(len(masks)):
+            table.add_column(f"mask {index + 1}" if len(masks) > 1 else "token")
+            table.add_column("p", justify="right")
+        for rank in range(top_k):
+            cells = []
+            for candidates in masks:
+                cells += [candidates[rank]["token"], f"{candidates[rank]['score']:.3f}"]
+            table.add_row(*cells)
+        out.print(table)
 
 
 def _predict_arguments(classifier, texts, top_k, batch_size, as_json) -> None:

@@ -80,3 +80,33 @@ def render_result(result) -> None:
     )
     out.print(f"model: {result.run.model_dir}")
     out.print('next:  bertkit eval    |    bertkit predict "some text"')
+
+
+@app.command("pretrain")
+def pretrain(
+    recipe: RecipeOption,
+    overrides: SetOption = None,
+    limit: LimitOption = None,
+    resume: ResumeOption = None,
+    overwrite: OverwriteOption = False,
+    device: DeviceOption = None,
+) -> None:
+    """Masked-LM pretraining on your text: continue a BERT, or start from scratch.
+
+    Writes a run directory like finetune does; a fine-tuning recipe can start from
+    it (model.name: runs/<run>).
+
+    \b
+    Examples:
+      bertkit pretrain --recipe quickstart-mlm
+      bertkit pretrain --recipe mlm --set data.train=corpus/*.txt
+      bertkit pretrain --recipe scratch-tiny --set train.max_steps=200
+    """
+    from bertkit.recipe import load_recipe
+    from bertkit.training.pretrain import pretrain as run_pretrain
+
+    loaded = load_recipe(recipe, overrides or [])
+    result = run_pretrain(
+        loaded, limit=limit, resume=resume, overwrite=overwrite, device=device, command=sys.argv
+    )
+    render_result(result)

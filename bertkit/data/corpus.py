@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bertkit.data.reading import EXTENSIONS
-from bertkit.errors import DataError
+from bertkit.errors import DataError, first_line
 from bertkit.recipe.schema import DataSection, DataSource, MlmSection
 
 if TYPE_CHECKING:
@@ -104,7 +104,7 @@ def load_corpus(source: DataSource, data: DataSection, mlm: MlmSection) -> Datas
             )
         except Exception as exc:  # datasets raises many types for "not reachable/not found"
             raise DataError(
-                f"{source.describe()}: cannot load Hub dataset: {str(exc).splitlines()[0] if str(exc) else exc}",
+                f"{source.describe()}: cannot load Hub dataset: {first_line(exc)}",
                 hint="check the dataset id and split, your network (HF_HUB_OFFLINE), or use local files",
             ) from exc
         return _text_only(dataset, column, source.describe())
@@ -128,7 +128,7 @@ def load_corpus(source: DataSource, data: DataSection, mlm: MlmSection) -> Datas
         dataset = datasets.load_dataset(_BUILDERS[fmt], data_files=files, split="train", **kwargs)
     except Exception as exc:
         raise DataError(
-            f"{source.path}: cannot read the corpus: {str(exc).splitlines()[0] if str(exc) else exc}",
+            f"{source.path}: cannot read the corpus: {first_line(exc)}",
             hint="check the files are UTF-8 text of the format their extension says",
         ) from exc
     if fmt == "txt":

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit.errors import DataError
+from bertkit.errors import DataError, first_line
 
 EXTENSIONS = {
     ".csv": "csv",
@@ -184,7 +184,7 @@ def read_hub(hub: str, split: str, config: str | None = None, revision: str | No
     except Exception as exc:  # datasets raises many types for "not reachable/not found"
         offline = " (the Hub is switched off: HF_HUB_OFFLINE is set)" if hub_offline() else ""
         raise DataError(
-            f"{name}: cannot load Hub dataset{offline}: {_first_line(exc)}",
+            f"{name}: cannot load Hub dataset{offline}: {first_line(exc)}",
             hint="check the dataset id, config and split, your network, or use a local file",
         ) from exc
     return Table(name, dataset.to_dict())
@@ -334,7 +334,7 @@ def _parquet_records(path: Path) -> Iterator[dict[str, Any]]:
             yield from batch.to_pylist()
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise DataError(
-            f"{path}: cannot read Parquet: {_first_line(exc)}",
+            f"{path}: cannot read Parquet: {first_line(exc)}",
             hint="check the file is a complete Parquet file",
         ) from exc
 
@@ -346,8 +346,3 @@ def _append_record(columns: dict[str, list[Any]], record: dict[str, Any], index:
             columns[key] = [None] * index
     for key, values in columns.items():
         values.append(record.get(key))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -67,11 +67,13 @@ class DataSource(Section):
 
 
 class ModelSection(Section):
-    name: str = Field(
+    name: str | None = Field(
+        None,
         description=(
             "What to start from: a Hub id (`google-bert/bert-base-uncased`), a local model "
-            "directory, a bertkit run directory, or a bundled alias (`minilm`)."
-        )
+            "directory, a bertkit run directory, or a bundled alias (`minilm`). With "
+            "`init: scratch` only its tokenizer is used (optional when the tokenizer is trained)."
+        ),
     )
     revision: str | None = Field(None, description="Hub revision (branch, tag or commit) to load.")
     init: Literal["pretrained", "scratch"] = Field(
@@ -327,6 +329,22 @@ class Recipe(Section):
             problems.append(("train.eval_steps", "`eval_every: steps` needs eval_steps"))
         if self.model.init == "scratch" and self.model.size is None and not self.model.config:
             problems.append(("model.size", "`init: scratch` needs a size preset or model.config"))
+        if self.model.init != "scratch" and self.model.name is None:
+            problems.append(("model.name", "name the model to start from (or use `model.init: scratch`)"))
+        if self.model.init == "scratch" and not (
+            self.tokenizer.train or self.model.tokenizer or self.model.name
+        ):
+            problems.append(
+                (
+                    "tokenizer.train",
+                    "a model from scratch needs a tokenizer: `tokenizer.train: true`, "
+                    "or an existing one in model.tokenizer",
+                )
+            )
+        if self.tokenizer.train and self.model.init != "scratch":
+            problems.append(("tokenizer.train", "a new tokenizer only fits a model trained from scratch"))
+        if self.model.init == "scratch" and self.task != "mlm":
+            problems.append(("model.init", "train a model from scratch with `task: mlm` first"))
         if self.model.init != "scratch" and (self.model.size or self.model.config):
             problems.append(("model.size", "size and config apply only with `model.init: scratch`"))
         if self.task == "mlm" and self.data.text_pair is not None:

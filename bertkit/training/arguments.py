@@ -43,6 +43,8 @@ def training_arguments(
     *,
     evaluate: bool,
     selection: Selection | None,
+    keep_columns: bool = False,
+    label_names: list[str] | None = None,
 ) -> TrainingArguments:
     """Build TrainingArguments from the recipe's train section.
 
@@ -52,6 +54,9 @@ def training_arguments(
         placement: resolved device and precision.
         evaluate: whether there is validation data to evaluate on.
         selection: metric that picks the best model; None keeps the last one.
+        keep_columns: pass every dataset column to the collator (it drops what the
+            model does not take), instead of the Trainer removing unknown ones.
+        label_names: the model inputs that are labels, when not just `labels`.
     """
     from transformers import TrainingArguments
 
@@ -106,4 +111,6 @@ def training_arguments(
         activation_checkpointing=train.gradient_checkpointing,
         dataloader_num_workers=train.dataloader_workers,
         dataloader_pin_memory=cuda,
+        remove_unused_columns=not keep_columns,
+        label_names=label_names,
     )

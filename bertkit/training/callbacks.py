@@ -39,6 +39,14 @@ class RichProgress(TrainerCallback):
         self.start_step = 0
         self.loss: float | None = None
 
+    @classmethod
+    def for_args(cls, args: TrainingArguments, metric: str | None = None) -> RichProgress:
+        """A progress bar counting the examples one optimizer step takes on all devices."""
+        per_step = (
+            args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+        )
+        return cls(per_step, metric)
+
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw):
         if not state.is_world_process_zero:
             return

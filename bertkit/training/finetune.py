@@ -170,10 +170,7 @@ def _train(
 
     guard = StopOnNonFinite()
     callbacks = [
-        RichProgress(
-            args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1),
-            metric_name if has_eval else None,
-        ),
+        RichProgress.for_args(args, metric_name if has_eval else None),
         JsonlLog(run.path / "log.jsonl"),
         guard,
     ]

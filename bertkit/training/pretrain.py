@@ -1,0 +1,303 @@
+"""Masked-LM pretraining: continue a BERT on your text, or train one from scratch.
+
+Same shape as fine-tuning: cheap checks first (recipe, corpus files, tokenizer with
+a mask token), then the run directory, then sequences, model and Trainer.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bertkit.console import note
+from bertkit.data.corpus import SequenceStats, build_sequences, load_corpus
+from bertkit.errors import DataError, ModelError, RecipeError
+from bertkit.recipe.schema import Recipe
+from bertkit.runs import RunDirectory, prepare_run_dir
+from bertkit.training.arguments import Selection
+from bertkit.training.common import (
+    check_max_length,
+    cleanup_on_failure,
+    quiet_libraries,
+    run_location,
+    strip_prefix,
+)
+from bertkit.training.finetune import TrainingResult
+
+MAIN_METRIC = "loss"
+
+
+def pretrain(
+    recipe: Recipe,
+    *,
+    limit: int | None = None,
+    resume: Path | None = None,
+    overwrite: bool = False,
+    device: str | None = None,
+    command: list[str] | None = None,
+) -> TrainingResult:
+    """Masked-LM pretraining from a recipe into a complete run directory.
+
+    Args:
+        recipe: a validated `task: mlm` recipe.
+        limit: use only the first N documents of each split.
+        resume: a run directory or checkpoint folder to continue.
+        overwrite: replace an existing run directory at output.dir.
+        device: force cpu, cuda or mps.
+        command: the command line, recorded in the run.
+
+    Raises:
+        BertkitError: bad recipe, corpus or tokenizer (before anything is written),
+            or a training failure.
+    """
+    if recipe.task != "mlm":
+        raise RecipeError(
+            f"task is {recipe.task!r}; pretrain trains masked language models",
+            hint="use `bertkit finetune` for classification recipes",
+        )
+    quiet_libraries()
+    from bertkit.training.devices import resolve_placement
+
+    corpus = _load_splits(recipe, limit)
+    tokenizer = None if recipe.tokenizer.train else _existing_tokenizer(recipe)
+    placement = resolve_placement(recipe.train.precision, device)
+    run_path, resume_from = run_location(recipe, resume)
+    run = prepare_run_dir(run_path, resume=resume_from is not None, overwrite=overwrite)
+    with cleanup_on_failure(run, created=resume_from is None):
+        if tokenizer is None:
+            tokenizer = _train_tokenizer(recipe, corpus["train"], run)
+        return _train(recipe, corpus, tokenizer, placement, run, resume_from, command)
+
+
+def _load_splits(recipe: Recipe, limit: int | None) -> dict[str, Any]:
+    data = recipe.data
+    limit = limit or data.limit
+    splits = {}
+    for split in ("train", "validation"):
+        source = getattr(data, split)
+        if source is not None:
+            corpus = load_corpus(source, data, recipe.mlm)
+            splits[split] = corpus.select(range(min(limit, len(corpus)))) if limit else corpus
+    if "validation" not in splits and data.validation_split:
+        parts = splits["train"].train_test_split(test_size=data.validation_split, seed=recipe.train.seed)
+        splits["train"], splits["validation"] = parts["train"], parts["test"]
+        note(
+            f"validation: {len(parts['test']):,} documents held out from train ({data.validation_split:.0%})"
+        )
+    return splits
+
+
+def _existing_tokenizer(recipe: Recipe) -> Any:
+    from bertkit.models import load_tokenizer
+
+    source = recipe.model.tokenizer or recipe.model.name
+    tokenizer = load_tokenizer(
+        str(source), revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
+    )
+    if tokenizer.mask_token is None:
+        raise ModelError(
+            f"{source}: the tokenizer has no mask token, so it cannot be used for masked-LM training",
+            hint="use a BERT tokenizer (it has [MASK]) or train one with tokenizer.train: true",
+        )
+    check_max_length(recipe, tokenizer)
+    return tokenizer
+
+
+def _train_tokenizer(recipe: Recipe, train: Any, run: RunDirectory) -> Any:
+    from bertkit.wordpiece import train_wordpiece
+
+    settings = recipe.tokenizer
+    note(
+        f"training a WordPiece tokenizer: vocabulary {settings.vocab_size:,}, "
+        f"{'uncased' if settings.lowercase else 'cased'}"
+    )
+
+    def texts() -> Any:
+        for batch in train.iter(batch_size=1000):
+            yield from batch["text"]
+
+    return train_wordpiece(
+        texts(),
+        run.path / "tokenizer",
+        vocab_size=settings.vocab_size,
+        lowercase=settings.lowercase,
+        min_frequency=settings.min_frequency,
+        model_max_length=recipe.data.max_length,
+    )
+
+
+def _train(
+    recipe: Recipe,
+    corpus: dict[str, Any],
+    tokenizer: Any,
+    placement: Any,
+    run: RunDirectory,
+    resume_from: Path | None,
+    command: list[str] | None,
+) -> TrainingResult:
+    from transformers import Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from bertkit.data.masking import MlmCollator, premask
+    from bertkit.recipe.loading import dump_recipe
+    from bertkit.training.arguments import training_arguments
+    from bertkit.training.callbacks import JsonlLog, RichProgress, StopOnNonFinite
+    from bertkit.training.outputs import write_run_outputs
+
+    (run.path / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    max_length = recipe.data.max_length
+    sequences: dict[str, Any] = {}
+    notes: list[str] = []
+    for split, texts in corpus.items():
+        built, stats = build_sequences(texts, tokenizer, recipe.mlm, max_length, seed=recipe.train.seed)
+        if len(built) == 0:
+            raise DataError(f"data.{split}: no sequences could be built", hint="check the corpus has text")
+        sequences[split] = built
+        notes.append(stats.describe(split))
+        if split == "train":
+            _record_stats(run, stats)
+    how = "whole words" if recipe.mlm.whole_word else "tokens"
+    notes.append(f"masking {recipe.mlm.probability:.0%} of {how}; objective {recipe.mlm.objective}")
+    for line in notes:
+        note(line)
+
+    set_seed(recipe.train.seed)
+    model, ref = _model(recipe, tokenizer)
+    pad = 8 if placement.precision != "fp32" else None
+    collator = MlmCollator(tokenizer, recipe.mlm.probability, recipe.mlm.whole_word, pad_to_multiple_of=pad)
+    if "validation" in sequences:
+        sequences["validation"] = premask(sequences["validation"], collator)
+
+    has_eval = "validation" in sequences
+    selection = Selection(MAIN_METRIC, greater_is_better=False) if has_eval else None
+    nsp = recipe.mlm.objective == "mlm+nsp"
+    args = training_arguments(
+        recipe.train,
+        run.checkpoints,
+        placement,
+        evaluate=has_eval,
+        selection=selection,
+        keep_columns=True,
+        label_names=["labels", "next_sentence_label"] if nsp else None,
+    )
+    guard = StopOnNonFinite()
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=sequences["train"],
+        eval_dataset=sequences.get("validation"),
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=masked_lm_metrics,
+        preprocess_logits_for_metrics=predicted_tokens,
+        callbacks=[
+            RichProgress(
+                args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+            ),
+            JsonlLog(run.path / "log.jsonl"),
+            guard,
+        ],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if resume_from is not None:
+        note(f"resuming from {resume_from}")
+    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    guard.check()
+
+    metrics: dict[str, dict[str, float]] = {"train": strip_prefix(output.metrics, "train_")}
+    if has_eval:
+        scores = strip_prefix(trainer.evaluate(metric_key_prefix="validation"), "validation_")
+        # With next-sentence prediction the loss is the sum of both tasks: no perplexity.
+        metrics["validation"] = scores if nsp else with_perplexity(scores)
+    if trainer.is_world_process_zero():
+        write_run_outputs(
+            run,
+            trainer=trainer,
+            recipe=recipe,
+            metrics=metrics,
+            labels=None,
+            main_metric=MAIN_METRIC if has_eval else None,
+            placement=placement,
+            model_ref=ref,
+            data_notes=notes,
+            command=command or sys.argv,
+        )
+    return TrainingResult(run, metrics, MAIN_METRIC if has_eval else None, notes)
+
+
+def _model(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
+    """The model to train (continued or from scratch) and where it came from."""
+    from transformers import AutoModelForMaskedLM, BertForMaskedLM, BertForPreTraining
+
+    from bertkit.models import ModelRef, load_model, resolve_model
+    from bertkit.wordpiece import scratch_config
+
+    nsp = recipe.mlm.objective == "mlm+nsp"
+    if recipe.model.init == "scratch":
+        config = scratch_config(recipe.model.size, recipe.model.config, tokenizer, recipe.data.max_length)
+        model = BertForPreTraining(config) if nsp else BertForMaskedLM(config)
+        size = f"{recipe.model.size} " if recipe.model.size else ""
+        params = sum(p.numel() for p in model.parameters())
+        note(
+            f"new {size}BERT from scratch: {config.num_hidden_layers} layers, hidden {config.hidden_size}, "
+            f"{params / 1e6:.1f}M parameters"
+        )
+        return model, ModelRef("scratch", f"scratch ({recipe.model.size or 'custom'})", True)
+
+    ref = resolve_model(str(recipe.model.name))
+    model, missing = load_model(
+        BertForPreTraining if nsp else AutoModelForMaskedLM,
+        ref,
+        revision=recipe.model.revision,
+        trust_remote_code=recipe.model.trust_remote_code,
+        allow_pickle=recipe.model.allow_pickle,
+    )
+    heads = sorted({key.split(".")[0] for key in missing if not key.startswith("bert.")})
+    if heads:
+        note(f"{ref.shown} has no pretraining head ({', '.join(heads)}): it starts from random weights")
+    if len(tokenizer) > model.config.vocab_size:
+        note(f"growing the vocabulary from {model.config.vocab_size:,} to {len(tokenizer):,} tokens")
+        model.resize_token_embeddings(len(tokenizer))
+    return model, ref
+
+
+def predicted_tokens(logits: Any, labels: Any) -> Any:
+    """Keep only argmax predictions (not vocabulary-sized logits) for evaluation."""
+    if isinstance(logits, tuple):  # BertForPreTraining: (token logits, next-sentence logits)
+        return tuple(item.argmax(dim=-1) for item in logits[:2])
+    return logits.argmax(dim=-1)
+
+
+def masked_lm_metrics(prediction: Any) -> dict[str, float]:
+    """Accuracy on masked positions (and on next-sentence labels when present)."""
+    predictions, labels = prediction.predictions, prediction.label_ids
+    nsp_predictions = nsp_labels = None
+    if isinstance(predictions, tuple):
+        predictions, nsp_predictions = predictions[0], predictions[1]
+    if isinstance(labels, tuple):
+        labels, nsp_labels = labels[0], labels[1]
+    mask = labels != -100
+    metrics = {"masked_accuracy": float((predictions[mask] == labels[mask]).mean()) if mask.any() else 0.0}
+    if nsp_predictions is not None and nsp_labels is not None:
+        metrics["nsp_accuracy"] = float((np.asarray(nsp_predictions) == np.asarray(nsp_labels)).mean())
+    return metrics
+
+
+def with_perplexity(metrics: dict[str, float]) -> dict[str, float]:
+    """Add perplexity, exp(loss), to evaluation metrics (loss is the masked-token loss)."""
+    if "loss" in metrics:
+        metrics["perplexity"] = math.exp(min(metrics["loss"], 50.0))
+    return metrics
+
+
+def _record_stats(run: RunDirectory, stats: SequenceStats) -> None:
+    from dataclasses import asdict
+
+    from bertkit.files import atomic_write_json
+
+    atomic_write_json(run.path / "sequences.json", {**asdict(stats), "dropped_tokens": stats.dropped_tokens})
