@@ -181,6 +181,7 @@ def _score(
     model: Any, tokenizer: Any, masked: Any, collator: Any, batch_size: int, device: str
 ) -> dict[str, float]:
     from transformers import Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     from bertkit.training.pretrain import masked_lm_metrics, predicted_tokens, with_perplexity
 
