@@ -370,15 +370,15 @@ def run(
     for result in tools.values():
         result["bertkit_speedup"] = ours["train_samples_per_second"] / result["train_samples_per_second"]
         result["bertkit_accuracy_gap_points"] = 100 * (ours["dev_accuracy"] - result["dev_accuracy"])
+    worst_gap = min(tools[t]["bertkit_accuracy_gap_points"] for t in TOOLS if t != "bertkit")
     targets = {
         "vs_tutorial": _target(tools["tutorial"]["bertkit_speedup"], TARGET_VS_TUTORIAL),
         "vs_best_practice": _target(tools["best_practice"]["bertkit_speedup"], TARGET_VS_BEST_PRACTICE),
         "accuracy": {
-            "worst_gap_points": min(r["bertkit_accuracy_gap_points"] for r in tools.values()),
+            # bertkit minus the better baseline, in points: negative means bertkit is worse
+            "worst_gap_points": worst_gap,
             "tolerance_points": ACCURACY_TOLERANCE_POINTS,
-            "met": all(
-                r["bertkit_accuracy_gap_points"] >= -ACCURACY_TOLERANCE_POINTS for r in tools.values()
-            ),
+            "met": worst_gap >= -ACCURACY_TOLERANCE_POINTS,
         },
     }
     import torch

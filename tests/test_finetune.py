@@ -23,6 +23,17 @@ _TIMING = ("runtime", "samples_per_second", "steps_per_second")
 # --------------------------------------------------------------------------- helpers
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models train fastest on one thread, and a busy 2-core machine is not slowed further."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("BERTKIT_CACHE", str(tmp_path / "cache"))
@@ -255,18 +266,18 @@ def test_cli_finetune_limit_refuse_and_overwrite(run_cli, tmp_path, tiny_model_d
     assert tree(out_dir) == before
 
     (out_dir / "stray.txt").write_text("from the old run")
-    replaced = run_cli(*args, "--overwrite")
+    replaced = run_cli(*args, "--overwrite", "--limit", "8")
     assert replaced.exit_code == 0, replaced.output
     assert not (out_dir / "stray.txt").exists()
-    assert json.loads((out_dir / "run.json").read_text())["steps"] == 5
+    assert json.loads((out_dir / "run.json").read_text())["steps"] == 1
 
 
 def test_cli_data_error_leaves_no_run_directory(run_cli, tmp_path, tiny_model_dir, tiny_sentiment_files):
-    recipe = write_recipe(tmp_path, tiny_model_dir, tiny_sentiment_files, data={"label": "sentiment"})
+    recipe = write_recipe(tmp_path, tiny_model_dir, tiny_sentiment_files, data={"label": "labels"})
     result = run_cli("finetune", "--recipe", recipe)
     assert result.exit_code == 1
-    assert "no column 'sentiment' (data.label)" in result.stderr
-    assert "data.label=label" in result.stderr
+    assert "no column 'labels' (data.label); columns are: text, label" in result.stderr
+    assert "did you mean --set data.label=label?" in result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "runs").exists()
 
@@ -462,9 +473,9 @@ def test_class_weights_are_refused_for_multi_label(tmp_path, tiny_model_dir, tin
     from bertkit.training.finetune import resolve_class_weights
 
     data_dir = derived_data(tiny_sentiment_files, tmp_path / "data", lambda i, r: r["label"] + "|x")
-    recipe, data = _loaded(
-        write_recipe(tmp_path, tiny_model_dir, data_dir), ["labels.separator=|", "train.class_weights=auto"]
-    )
+    recipe_path = write_recipe(tmp_path, tiny_model_dir, data_dir, labels={"separator": "|"})
+    recipe, data = _loaded(recipe_path, ["train.class_weights=auto"])
+    assert data.labels.problem == "multi"
     with pytest.raises(RecipeError, match="not multi"):
         resolve_class_weights(recipe, data)
 
@@ -492,13 +503,18 @@ def test_early_stopping_stops_after_patience_evaluations(tmp_path, tiny_model_di
         tmp_path,
         tiny_model_dir,
         tiny_sentiment_files,
-        train={"max_steps": None, "epochs": 4, "early_stopping": {"patience": 1, "threshold": 1.0}},
+        train={
+            "max_steps": 6,
+            "eval_every": "steps",
+            "eval_steps": 1,
+            "early_stopping": {"patience": 1, "threshold": 1.0},
+        },
     )
     result = run_finetune(recipe)
     info = json.loads((result.run.path / "run.json").read_text())
-    assert info["steps"] == 10  # 2 of 4 epochs of 5 steps
+    assert info["steps"] == 2  # of 6
     records = [json.loads(line) for line in (result.run.path / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records if "eval_accuracy" in r] == [5, 10]
+    assert [r["step"] for r in records if "eval_accuracy" in r] == [1, 2]
 
 
 # --------------------------------------------------------------------------- resume and incomplete runs

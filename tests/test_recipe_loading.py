@@ -393,7 +393,9 @@ def test_batch_size_must_be_positive_or_auto(tmp_path):
     [
         (["data.validation=v.csv", "data.validation_split=0.1"], "data.validation_split", "not both"),
         (["train.eval_every=steps"], "train.eval_steps", "needs eval_steps"),
-        (["model.init=scratch"], "model.size", "needs a size preset"),
+        (["task=mlm", "model.init=scratch"], "model.size", "needs a size preset"),
+        (["model.init=scratch", "model.size=tiny"], "model.init", "with `task: mlm` first"),
+        (["task=mlm", "tokenizer.train=true"], "tokenizer.train", "only fits a model trained from scratch"),
         (["model.size=tiny"], "model.size", "only with `model.init: scratch`"),
         (["data.train="], "data.train", "needs training data"),
         (["task=mlm", "data.text_pair=b"], "data.text_pair", "one text column"),
@@ -417,7 +419,7 @@ def test_cross_field_problem_points_at_the_file_line(tmp_path):
 
 
 def test_scratch_with_a_size_is_valid(tmp_path):
-    recipe = load_recipe(write(tmp_path, MINIMAL), ["model.init=scratch", "model.size=tiny"])
+    recipe = load_recipe(write(tmp_path, MINIMAL), ["task=mlm", "model.init=scratch", "model.size=tiny"])
     assert (recipe.model.init, recipe.model.size) == ("scratch", "tiny")
 
 

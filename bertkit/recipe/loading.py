@@ -25,13 +25,24 @@ _DATA_SPLITS = ("train", "validation", "test")
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads `3e-5` as a float (YAML 1.1 wants `3.0e-5`)."""
+    """SafeLoader with YAML 1.2 scalars: `3e-5` is a float; only true/false are booleans.
+
+    YAML 1.1 reads `no`, `off` and `yes` as booleans, so `eval_every: no` would
+    arrive as False; YAML 1.1 also wants `3.0e-5` for a float.
+    """
 
 
 class _Dumper(yaml.SafeDumper):
     """SafeDumper that quotes strings `_Loader` would read back as floats (`"3e-5"`)."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
+# Drop YAML 1.1's yes/no/on/off from the loader (copying the table, which is shared).
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 for _cls in (_Loader, _Dumper):
     _cls.add_implicit_resolver(
         "tag:yaml.org,2002:float",
