@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import importlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 from bertkit.errors import DataError, first_line
 
+_DECOMPRESSORS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
 EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -80,7 +82,7 @@ def file_format(path: Path, declared: str | None = None) -> str:
     """
     if declared:
         return declared
-    suffixes = [s.lower() for s in path.suffixes if s.lower() not in (".gz", ".bz2", ".xz")]
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in _DECOMPRESSORS]
     fmt = EXTENSIONS.get(suffixes[-1]) if suffixes else None
     if fmt is None:
         raise DataError(
@@ -202,9 +204,17 @@ def _raise(error: DataError) -> None:
     raise error
 
 
+def _open_binary(path: Path) -> Any:
+    """Open a file for reading bytes, decompressing .gz, .bz2 and .xz files."""
+    module = _DECOMPRESSORS.get(path.suffix.lower())
+    if module is None:
+        return path.open("rb")
+    return importlib.import_module(module).open(path, "rb")
+
+
 def _text_lines(path: Path, report: OnError = _raise) -> Iterator[tuple[int, str]]:
     """(line number, decoded line with its ending), checking UTF-8 line by line."""
-    with contextlib.nullcontext(sys.stdin.buffer) if is_stdin(path) else path.open("rb") as handle:
+    with contextlib.nullcontext(sys.stdin.buffer) if is_stdin(path) else _open_binary(path) as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)  # Excel and others write one
@@ -224,16 +234,17 @@ def _delimited_rows(path: Path, delimiter: str, report: OnError) -> Iterator[tup
     # TSVs in the wild (GLUE and most research data) are not quoted and hold bare `"`:
     # reading them with quoting on would merge rows. CSVs are quoted by convention.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader((line for _, line in _text_lines(path, report)), delimiter=delimiter, quoting=quoting)
-    header = next(reader, None)
+    lines = _RowStarts(_text_lines(path, report))
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
     if header is None:
         raise DataError(f"{path}: the file is empty", hint="give a header line and data rows")
     header = [h.strip() for h in header]
     _check_header(path, header)
     width = len(header)
-    previous = reader.line_num
+    lines.first = None
     for row in reader:
-        line, previous = previous + 1, reader.line_num
+        line, lines.first = lines.first, None
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line
         if len(row) != width:
@@ -245,6 +256,24 @@ def _delimited_rows(path: Path, delimiter: str, report: OnError) -> Iterator[tup
             )
             continue
         yield line, dict(zip(header, row, strict=True))
+
+
+class _RowStarts:
+    """Feeds numbered lines to csv.reader and remembers where the current row began.
+
+    A quoted field can span lines and undecodable lines are skipped, so the reader's
+    own line count cannot say which file line a row came from.
+    """
+
+    def __init__(self, numbered: Iterator[tuple[int, str]]) -> None:
+        self.numbered = numbered
+        self.first: int | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for number, line in self.numbered:
+            if self.first is None:
+                self.first = number
+            yield line
 
 
 def _ragged_hint(delimiter: str) -> str:

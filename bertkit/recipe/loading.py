@@ -184,8 +184,9 @@ def recipe_from_dict(
     for item in overrides:
         key, value = parse_override(item)
         _set_dotted(data, key, value, item)
-        if isinstance(value, str) and key.startswith("data.") and key.count(".") == 1:
-            _resolve_paths(data, Path.cwd(), only=key.split(".")[1])
+        split = key.removeprefix("data.")
+        if isinstance(value, str) and split in _DATA_SPLITS:
+            _resolve_paths(data, Path.cwd(), only=split)  # a path given on the command line
         for known in [k for k in where if k == key or k.startswith(key + ".")]:
             del where[known]
         where[key] = f"--set {item}"

@@ -85,7 +85,7 @@ def training_arguments(
         warmup_steps=train.warmup,  # below 1: a ratio of all steps (transformers 5)
         lr_scheduler_type=train.scheduler,
         max_grad_norm=train.max_grad_norm,
-        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        optim="adamw_torch_fused",  # fused on CPU too (torch >= 2.4): several times faster steps
         seed=train.seed,
         data_seed=train.seed,
         bf16=placement.precision == "bf16",
