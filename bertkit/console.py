@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -10,11 +12,21 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def is_main_process() -> bool:
+    """False in the extra processes of `accelerate launch` / `torchrun` (they set RANK)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def note(message: str) -> None:
-    """A one-line progress or decision note on stderr (printed literally, no markup)."""
-    err.print("[dim]·[/dim]", escape(message))
+    """A one-line progress or decision note on stderr (printed literally, no markup).
+
+    Only the main process of a multi-process run prints, so notes appear once.
+    """
+    if is_main_process():
+        err.print("[dim]·[/dim]", escape(message))
 
 
 def warn(message: str) -> None:
     """A warning the user should read, on stderr (printed literally, no markup)."""
-    err.print("[yellow]warning:[/yellow]", escape(message))
+    if is_main_process():
+        err.print("[yellow]warning:[/yellow]", escape(message))

@@ -140,7 +140,7 @@ def evaluate_masked_lm(
     from bertkit.data.corpus import build_sequences, load_corpus
     from bertkit.data.masking import MlmCollator, premask
     from bertkit.recipe.loading import load_recipe
-    from bertkit.training.common import quiet_libraries
+    from bertkit.training.runner import quiet_libraries
 
     quiet_libraries()
     mlm = load_masked_lm(model, root=root, device=device)

@@ -211,17 +211,27 @@ def _load(fn: Any, ref: ModelRef, what: str) -> Any:
     except ModelError:
         raise
     except (OSError, ValueError, KeyError) as exc:
-        offline = hub_offline()
         if ref.local:
-            hint = f"check that {ref.location} is a complete Hugging Face model folder"
-        elif offline:
+            raise ModelError(
+                f"{ref.shown}: cannot load the {what} from the local folder: {first_line(exc)}",
+                hint=f"check that {ref.location} is a complete Hugging Face model folder",
+            ) from exc
+        # Say which places were tried: no such folder here, and the Hub failed (or is off).
+        if hub_offline():
+            where = "the Hub is switched off (offline mode: HF_HUB_OFFLINE is set) and it is not cached"
             hint = (
-                "the Hub is switched off (HF_HUB_OFFLINE is set) and the model is not in the local cache: "
-                "unset HF_HUB_OFFLINE, or use a local folder or an alias such as `minilm`"
+                "check the name; unset HF_HUB_OFFLINE to download it, "
+                "or use a local folder or an alias such as `minilm`"
             )
         else:
-            hint = "check the Hub id and your network, or use a local folder (offline: `minilm`)"
-        raise ModelError(f"{ref.shown}: cannot load the {what}: {first_line(exc)}", hint=hint) from exc
+            where = f"not loadable from the Hub ({first_line(exc)})"
+            hint = (
+                "check the Hub id and your network; offline (HF_HUB_OFFLINE=1) only cached models load, "
+                "so use a local folder or an alias such as `minilm`"
+            )
+        raise ModelError(
+            f"{ref.shown}: cannot load the {what}: not a local folder, and {where}", hint=hint
+        ) from exc
 
 
 def tokenizer_info(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:

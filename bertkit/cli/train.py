@@ -21,10 +21,22 @@ LimitOption = Annotated[
     ),
 ]
 ResumeOption = Annotated[
+    bool, typer.Option("--resume", help="Continue the run at output.dir from its latest checkpoint.")
+]
+ResumeFromOption = Annotated[
     Path | None,
     typer.Option(
-        "--resume",
+        "--resume-from",
         help="Continue a run: its directory (latest checkpoint) or a checkpoint-N folder.",
+        show_default=False,
+    ),
+]
+ProcessesOption = Annotated[
+    int | None,
+    typer.Option(
+        "--num-processes",
+        min=1,
+        help="Launch N processes (one per GPU) through Accelerate; uses train.accelerate_config if set.",
         show_default=False,
     ),
 ]
@@ -38,9 +50,11 @@ def finetune(
     recipe: RecipeOption,
     overrides: SetOption = None,
     limit: LimitOption = None,
-    resume: ResumeOption = None,
+    resume: ResumeOption = False,
+    resume_from: ResumeFromOption = None,
     overwrite: OverwriteOption = False,
     device: DeviceOption = None,
+    num_processes: ProcessesOption = None,
 ) -> None:
     """Fine-tune a BERT model for text classification from a recipe.
 
@@ -52,23 +66,42 @@ def finetune(
       bertkit finetune --recipe quickstart
       bertkit finetune --recipe sentiment --set train.epochs=2 --set train.batch_size=64
       bertkit finetune --recipe my.yaml --limit 200       # a quick dry run
-      bertkit finetune --recipe my.yaml --set output.dir=runs/exp1 --resume runs/exp1
+      bertkit finetune --recipe my.yaml --set output.dir=runs/exp1 --resume
+      bertkit finetune --recipe sentiment --num-processes 4      # 4 GPUs
     """
     from bertkit.recipe import load_recipe
-    from bertkit.training.finetune import finetune as run_finetune
 
     loaded = load_recipe(recipe, overrides or [])
+    if num_processes:
+        _relaunch(num_processes, loaded.train.accelerate_config)
+    from bertkit.training.finetune import finetune as run_finetune
+
     result = run_finetune(
-        loaded, limit=limit, resume=resume, overwrite=overwrite, device=device, command=sys.argv
+        loaded,
+        limit=limit,
+        resume=resume,
+        resume_from=resume_from,
+        overwrite=overwrite,
+        device=device,
+        command=sys.argv,
     )
     render_result(result)
 
 
-def render_result(result) -> None:
-    """The end-of-run summary: a metrics table and where everything went."""
-    from bertkit.cli.render import metrics_table
-    from bertkit.console import out
+def _relaunch(processes: int, config: str | None) -> None:
+    """Run this same command under `accelerate launch` with N processes, then exit with its code."""
+    from bertkit.training.launch import relaunch
 
+    raise typer.Exit(relaunch(sys.argv, processes, config))
+
+
+def render_result(result) -> None:
+    """The end-of-run summary: a metrics table and where everything went (main process only)."""
+    from bertkit.cli.render import metrics_table
+    from bertkit.console import is_main_process, out
+
+    if not is_main_process():
+        return
     evaluated = {s: result.metrics[s] for s in ("validation", "test") if s in result.metrics}
     if evaluated:
         out.print(metrics_table(evaluated, result.main_metric, f"Run {result.run.path}"))
@@ -87,9 +120,11 @@ def pretrain(
     recipe: RecipeOption,
     overrides: SetOption = None,
     limit: LimitOption = None,
-    resume: ResumeOption = None,
+    resume: ResumeOption = False,
+    resume_from: ResumeFromOption = None,
     overwrite: OverwriteOption = False,
     device: DeviceOption = None,
+    num_processes: ProcessesOption = None,
 ) -> None:
     """Masked-LM pretraining on your text: continue a BERT, or start from scratch.
 
@@ -103,10 +138,19 @@ def pretrain(
       bertkit pretrain --recipe scratch-tiny --set train.max_steps=200
     """
     from bertkit.recipe import load_recipe
-    from bertkit.training.pretrain import pretrain as run_pretrain
 
     loaded = load_recipe(recipe, overrides or [])
+    if num_processes:
+        _relaunch(num_processes, loaded.train.accelerate_config)
+    from bertkit.training.pretrain import pretrain as run_pretrain
+
     result = run_pretrain(
-        loaded, limit=limit, resume=resume, overwrite=overwrite, device=device, command=sys.argv
+        loaded,
+        limit=limit,
+        resume=resume,
+        resume_from=resume_from,
+        overwrite=overwrite,
+        device=device,
+        command=sys.argv,
     )
     render_result(result)

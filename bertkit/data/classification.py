@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.data.labels import LabelSpec, detect_labels
-from bertkit.data.reading import Table, read_hub, read_table
+from bertkit.data.reading import OnError, Table, read_hub, read_table
 from bertkit.errors import DataError
 from bertkit.recipe.schema import DataSection, DataSource, LabelsSection
 
@@ -40,11 +40,14 @@ class ClassificationData:
         return table_texts(self.tables[split], data)
 
 
-def read_source(source: DataSource, text_column: str = "text") -> Table:
-    """Read one split from its source (local file or Hub)."""
+def read_source(source: DataSource, text_column: str = "text", on_error: OnError | None = None) -> Table:
+    """Read one split from its source (local file or Hub).
+
+    `on_error` receives each malformed row of a local file (see `read_table`).
+    """
     if source.hub is not None:
         return read_hub(source.hub, source.split or "train", source.config, source.revision)
-    return read_table(Path(str(source.path)), source.format, text_column=text_column)
+    return read_table(Path(str(source.path)), source.format, text_column=text_column, on_error=on_error)
 
 
 def load_classification_data(
@@ -90,20 +93,31 @@ def load_classification_data(
 
 def check_columns(table: Table, data: DataSection, *, need_label: bool) -> None:
     """Fail with the available columns (and the closest one) when a named column is missing."""
+    problems = column_problems(table, data, need_label=need_label)
+    if problems:
+        raise problems[0]
+
+
+def column_problems(table: Table, data: DataSection, *, need_label: bool) -> list[DataError]:
+    """One error per column the recipe names but the table lacks, with the closest column."""
     wanted = [*data.text_columns, *([data.text_pair] if data.text_pair else [])]
     keys = ["data.text"] * len(data.text_columns) + (["data.text_pair"] if data.text_pair else [])
     if need_label:
         wanted.append(data.label)
         keys.append("data.label")
     available = list(table.columns)
+    problems = []
     for column, key in zip(wanted, keys, strict=True):
         if column not in table.columns:
             close = difflib.get_close_matches(column, available, n=1)
             hint = f"did you mean --set {key}={close[0]}? " if close else ""
-            raise DataError(
-                f"{table.name}: no column {column!r} ({key}); columns are: {', '.join(available)}",
-                hint=f"{hint}set {key} to the column that holds it",
+            problems.append(
+                DataError(
+                    f"{table.name}: no column {column!r} ({key}); columns are: {', '.join(available)}",
+                    hint=f"{hint}set {key} to the column that holds it",
+                )
             )
+    return problems
 
 
 def table_texts(table: Table, data: DataSection) -> tuple[list[str], list[str] | None]:

@@ -20,13 +20,15 @@ which Transformers' language-modeling collator reads: WordPiece continuations
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bertkit.data.reading import EXTENSIONS
+from bertkit.data.reading import EXTENSIONS, file_format, iter_rows
 from bertkit.errors import DataError, first_line
 from bertkit.recipe.schema import DataSection, DataSource, MlmSection
 
@@ -110,7 +112,7 @@ def load_corpus(source: DataSource, data: DataSection, mlm: MlmSection) -> Datas
         return _text_only(dataset, column, source.describe())
 
     files = corpus_files(source)
-    formats = {source.format or EXTENSIONS.get(Path(f).suffix.lower(), "txt") for f in files}
+    formats = {file_format(Path(f), source.format) for f in files}
     if len(formats) > 1:
         raise DataError(
             f"{source.path}: mixes file formats {sorted(formats)}",
@@ -125,10 +127,14 @@ def load_corpus(source: DataSource, data: DataSection, mlm: MlmSection) -> Datas
     elif fmt == "csv":
         kwargs["keep_default_na"] = False
     try:
-        dataset = datasets.load_dataset(_BUILDERS[fmt], data_files=files, split="train", **kwargs)
+        with _datasets_logging_off():
+            dataset = datasets.load_dataset(_BUILDERS[fmt], data_files=files, split="train", **kwargs)
     except Exception as exc:
+        # datasets says only "An error occurred while generating the dataset": read the
+        # files again with bertkit's own reader, which names the file and line.
+        _raise_first_bad_row(files, fmt, column)
         raise DataError(
-            f"{source.path}: cannot read the corpus: {first_line(exc)}",
+            f"{source.path}: cannot read the corpus: {first_line(_root_cause(exc))}",
             hint="check the files are UTF-8 text of the format their extension says",
         ) from exc
     if fmt == "txt":
@@ -139,6 +145,37 @@ def load_corpus(source: DataSource, data: DataSection, mlm: MlmSection) -> Datas
     if len(dataset) == 0:
         raise DataError(f"{source.path}: the corpus holds no text", hint="check the files are not empty")
     return dataset
+
+
+@contextlib.contextmanager
+def _datasets_logging_off() -> Iterator[None]:
+    """Silence datasets' own log lines about a failed read: bertkit reports it better."""
+    from datasets.utils import logging
+
+    previous = logging.get_verbosity()
+    logging.set_verbosity(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(previous)
+
+
+def _raise_first_bad_row(files: list[str], fmt: str, column: str) -> None:
+    """Raise the DataError of the first undecodable or malformed row in `files`, if any."""
+    for name in files:
+        for _ in iter_rows(Path(name), fmt, text_column=column):
+            pass
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain (the one that says what actually went wrong)."""
+    seen = {id(exc)}
+    while True:
+        inner = exc.__cause__ or exc.__context__
+        if inner is None or id(inner) in seen:
+            return exc
+        seen.add(id(inner))
+        exc = inner
 
 
 def _text_only(dataset: Dataset, column: str, name: str) -> Dataset:

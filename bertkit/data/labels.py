@@ -233,9 +233,20 @@ def _natural(name: str) -> tuple[int, float | str]:
         return (1, name)
 
 
+def is_missing_label(value: Any) -> bool:
+    """Whether a label cell is empty: None, NaN, or a blank/`nan`/`null`/`none` string."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "none")
+
+
+def label_names_of(value: Any, problem: Problem, separator: str | None = None) -> list[str]:
+    """The label names one (non-missing) value stands for: one, or several for multi-label."""
+    return _split(value, separator) if problem == "multi" else [_key(value)]
+
+
 def _require(value: Any, table: Table, row: int, column: str) -> None:
-    empty = value is None or (isinstance(value, float) and math.isnan(value))
-    if empty or (isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "none")):
+    if is_missing_label(value):
         raise DataError(
             f"{table.where(row)}: empty label in column {column!r}",
             hint="give every row a label, or drop unlabelled rows",

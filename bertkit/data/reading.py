@@ -93,13 +93,21 @@ def file_format(path: Path, declared: str | None = None) -> str:
     return fmt
 
 
-def read_table(path: Path, fmt: str | None = None, *, text_column: str = "text") -> Table:
+def read_table(
+    path: Path,
+    fmt: str | None = None,
+    *,
+    text_column: str = "text",
+    on_error: OnError | None = None,
+) -> Table:
     """Read a whole local file into a Table.
 
     Args:
         path: the file.
         fmt: csv | tsv | json | jsonl | parquet | txt; default from the extension.
         text_column: the column name given to each line of a .txt file.
+        on_error: called with the DataError of each malformed row, which is then
+            skipped (to report every bad row at once); by default it is raised.
 
     Raises:
         DataError: missing, empty, undecodable or malformed file (names the line).
@@ -107,7 +115,8 @@ def read_table(path: Path, fmt: str | None = None, *, text_column: str = "text")
     columns: dict[str, list[Any]] = {}
     lines: list[int] = []
     has_lines = True
-    for index, (line, record) in enumerate(iter_rows(path, fmt, text_column=text_column)):
+    rows = iter_rows(path, fmt, text_column=text_column, on_error=on_error)
+    for index, (line, record) in enumerate(rows):
         _append_record(columns, record, index)
         if line is None:
             has_lines = False

@@ -54,9 +54,15 @@ def cache_root() -> Path:
 def tokenizer_fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     """A hash of everything that decides how the tokenizer splits and encodes text."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    definition = (
-        backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    )
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        # Truncation and padding are call settings the tokenizer remembers from its
+        # last call, not part of how it splits text; the cache key covers max_length.
+        state.pop("truncation", None)
+        state.pop("padding", None)
+        definition = json.dumps(state, sort_keys=True)
+    else:
+        definition = json.dumps(tokenizer.get_vocab(), sort_keys=True)
     settings = f"{type(tokenizer).__name__}|{tokenizer.padding_side}|{tokenizer.truncation_side}"
     return hashlib.sha256((definition + settings).encode()).hexdigest()
 

@@ -1,7 +1,7 @@
 """Fine-tune a BERT checkpoint for text classification, from a recipe to a run directory.
 
 The order matters: everything that can be checked cheaply (recipe, data files,
-columns, labels, tokenizer) is checked before the run directory is created or the
+columns, labels, tokenizer, precision, the run directory) is checked before the
 model is loaded, so a mistake costs seconds and leaves nothing behind.
 """
 
@@ -12,19 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit.console import note, warn
+from bertkit.console import is_main_process, note, warn
 from bertkit.data.classification import ClassificationData, load_classification_data
 from bertkit.data.labels import LabelSpec
 from bertkit.errors import RecipeError
 from bertkit.recipe.schema import Recipe
-from bertkit.runs import RunDirectory, prepare_run_dir
+from bertkit.runs import RunDirectory
 from bertkit.training.arguments import Selection
-from bertkit.training.common import (
+from bertkit.training.distributed import join_processes
+from bertkit.training.runner import (
     check_max_length,
     cleanup_on_failure,
     quiet_libraries,
-    run_location,
+    save_model,
+    start_run,
     strip_prefix,
+    train,
 )
 
 
@@ -35,6 +38,7 @@ class TrainingResult:
     Attributes:
         run: the (complete) run directory.
         metrics: split name -> metric name -> value (train, validation, test).
+        main_metric: the metric that picked the best checkpoint.
         notes: decisions taken on the way (labels, truncation, precision, ...).
     """
 
@@ -48,7 +52,8 @@ def finetune(
     recipe: Recipe,
     *,
     limit: int | None = None,
-    resume: Path | None = None,
+    resume: bool = False,
+    resume_from: Path | None = None,
     overwrite: bool = False,
     device: str | None = None,
     command: list[str] | None = None,
@@ -58,14 +63,15 @@ def finetune(
     Args:
         recipe: a validated classification recipe.
         limit: use only the first N rows of each split (a quick try of a recipe).
-        resume: a run directory (continue from its latest checkpoint) or a checkpoint folder.
+        resume: continue the run at output.dir from its latest checkpoint.
+        resume_from: a run directory (its latest checkpoint) or a checkpoint folder.
         overwrite: replace an existing run directory at output.dir.
         device: force cpu, cuda or mps (default: the best available).
         command: the command line, recorded in the run.
 
     Raises:
         BertkitError: bad recipe, data or model (before anything is written), or a
-            training failure (the run directory keeps its checkpoints for --resume).
+            training failure (the run directory keeps its checkpoints for resuming).
     """
     if recipe.task != "classification":
         raise RecipeError(
@@ -76,27 +82,36 @@ def finetune(
     from bertkit.models import load_tokenizer, resolve_model
     from bertkit.training.devices import resolve_placement
 
-    # 1. Cheap checks first: data, labels, model reference, tokenizer, precision.
+    # 1. Cheap checks first: data, labels, model reference, tokenizer, precision, run directory.
     data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed, limit=limit)
-    notes = list(data.notes) + [data.labels.reason]
     class_weights = resolve_class_weights(recipe, data)
-    select_metric(recipe, data.labels)  # an unknown train.metric fails here, not after training
-    ref = resolve_model(recipe.model.name)
+    selection = select_metric(recipe, data.labels)  # an unknown train.metric fails now, not later
+    ref = resolve_model(str(recipe.model.name))
     tokenizer = load_tokenizer(
-        recipe.model.tokenizer or recipe.model.name,
+        str(recipe.model.tokenizer or recipe.model.name),
         revision=recipe.model.revision,
         trust_remote_code=recipe.model.trust_remote_code,
     )
     check_max_length(recipe, tokenizer)
     placement = resolve_placement(recipe.train.precision, device)
-    notes.append(f"precision: {placement.reason}")
-    run_path, resume_from = run_location(recipe, resume)
+    join_processes(placement.device)
+    run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)
 
-    # 2. Inputs are sound: create the run directory and do the real work.
-    run = prepare_run_dir(run_path, resume=resume_from is not None, overwrite=overwrite)
-    with cleanup_on_failure(run, created=resume_from is None):
+    # 2. Inputs are sound: tokenize, load the model, train.
+    notes = [*data.notes, data.labels.reason, f"precision: {placement.reason}"]
+    with cleanup_on_failure(run, created=checkpoint is None):
         return _train(
-            recipe, data, tokenizer, ref, placement, run, resume_from, class_weights, notes, command
+            recipe,
+            data,
+            tokenizer,
+            ref,
+            placement,
+            run,
+            checkpoint,
+            class_weights,
+            selection,
+            notes,
+            command or sys.argv,
         )
 
 
@@ -107,25 +122,28 @@ def _train(
     ref: Any,
     placement: Any,
     run: RunDirectory,
-    resume_from: Path | None,
+    checkpoint: Path | None,
     class_weights: list[float] | None,
+    selection: Selection,
     notes: list[str],
-    command: list[str] | None,
+    command: list[str],
 ) -> TrainingResult:
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, set_seed
-    from transformers.trainer_callback import EarlyStoppingCallback, PrinterCallback, ProgressCallback
+    from transformers.trainer_callback import EarlyStoppingCallback
 
     from bertkit.data.tokenize import tokenize_texts
+    from bertkit.files import atomic_write_text
     from bertkit.inference import CONFIG_KEY, inputs_config
     from bertkit.metrics import make_compute_metrics
     from bertkit.models import load_model
     from bertkit.recipe.loading import dump_recipe
     from bertkit.training.arguments import training_arguments
-    from bertkit.training.callbacks import JsonlLog, RichProgress, StopOnNonFinite
+    from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
 
     spec = data.labels
-    (run.path / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    if is_main_process():
+        atomic_write_text(run.recipe_file, dump_recipe(recipe))
 
     tokenized = {}
     for split in data.tables:
@@ -160,19 +178,12 @@ def _train(
         note(f"{ref.shown}: new classification head ({spec.num_labels} outputs), randomly initialised")
 
     has_eval = "validation" in tokenized
-    selection = select_metric(recipe, spec)
-    metric_name = selection.metric
-    if not has_eval:
-        selection = None
     args = training_arguments(
-        recipe.train, run.checkpoints, placement, evaluate=has_eval, selection=selection
+        recipe.train, run.checkpoints, placement, evaluate=has_eval, selection=selection if has_eval else None
     )
-
-    guard = StopOnNonFinite()
     callbacks = [
-        RichProgress.for_args(args, metric_name if has_eval else None),
+        RichProgress.for_args(args, selection.metric if has_eval else None),
         JsonlLog(run.path / "log.jsonl"),
-        guard,
     ]
     if recipe.train.early_stopping and has_eval:
         callbacks.append(
@@ -199,34 +210,30 @@ def _train(
         compute_loss_func=weighted_loss(class_weights) if class_weights else None,
         callbacks=callbacks,
     )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
+    output = train(trainer, run, recipe, checkpoint, "finetune")
 
-    if resume_from is not None:
-        note(f"resuming from {resume_from}")
-    train_output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    guard.check()
-
-    metrics: dict[str, dict[str, float]] = {"train": strip_prefix(train_output.metrics, "train_")}
+    metrics: dict[str, dict[str, float]] = {"train": strip_prefix(output.metrics, "train_")}
     for split in ("validation", "test"):
         if split in tokenized:
             result = trainer.evaluate(tokenized[split], metric_key_prefix=split)
             metrics[split] = strip_prefix(result, f"{split}_")
 
-    if trainer.is_world_process_zero():
+    staging = save_model(trainer, run)
+    if is_main_process():
         write_run_outputs(
             run,
+            staging=staging,
             trainer=trainer,
             recipe=recipe,
             metrics=metrics,
             labels=spec,
-            main_metric=metric_name,
+            main_metric=selection.metric,
             placement=placement,
             model_ref=ref,
             data_notes=notes,
-            command=command or sys.argv,
+            command=command,
         )
-    return TrainingResult(run, metrics, metric_name, notes)
+    return TrainingResult(run, metrics, selection.metric, notes)
 
 
 def select_metric(recipe: Recipe, spec: LabelSpec) -> Selection:

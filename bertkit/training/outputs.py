@@ -24,6 +24,7 @@ from bertkit.training.devices import Placement
 def write_run_outputs(
     run: RunDirectory,
     *,
+    staging: Path,
     trainer: Any,
     recipe: Recipe,
     metrics: dict[str, dict[str, float]],
@@ -34,11 +35,13 @@ def write_run_outputs(
     data_notes: list[str],
     command: list[str],
 ) -> None:
-    """Save everything a finished run holds, then mark it complete.
+    """Write everything a finished run holds, then mark it complete (main process only).
 
     Args:
         run: the run directory.
-        trainer: the Trainer that trained the model (its model is the one saved).
+        staging: the folder the trained model was saved to (see runner.save_model);
+            it becomes `model/`.
+        trainer: the Trainer that trained the model (its state and tokenizer).
         recipe: the resolved recipe.
         metrics: split -> metrics.
         labels: the label decision (None for masked-LM runs).
@@ -50,9 +53,6 @@ def write_run_outputs(
     """
     from bertkit.evaluation_report import plot_training_curves
 
-    staging = run.path / ".model.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
     if trainer.processing_class is not None:
         trainer.processing_class.save_pretrained(str(staging))
     lineage = _lineage(model_ref)

@@ -13,20 +13,23 @@ from typing import Any
 
 import numpy as np
 
-from bertkit.console import note
+from bertkit.console import is_main_process, note
 from bertkit.data.corpus import SequenceStats, build_sequences, load_corpus
 from bertkit.errors import DataError, ModelError, RecipeError
 from bertkit.recipe.schema import Recipe
-from bertkit.runs import RunDirectory, prepare_run_dir
+from bertkit.runs import RunDirectory
 from bertkit.training.arguments import Selection
-from bertkit.training.common import (
+from bertkit.training.distributed import join_processes
+from bertkit.training.finetune import TrainingResult
+from bertkit.training.runner import (
     check_max_length,
     cleanup_on_failure,
     quiet_libraries,
-    run_location,
+    save_model,
+    start_run,
     strip_prefix,
+    train,
 )
-from bertkit.training.finetune import TrainingResult
 
 MAIN_METRIC = "loss"
 
@@ -35,7 +38,8 @@ def pretrain(
     recipe: Recipe,
     *,
     limit: int | None = None,
-    resume: Path | None = None,
+    resume: bool = False,
+    resume_from: Path | None = None,
     overwrite: bool = False,
     device: str | None = None,
     command: list[str] | None = None,
@@ -45,7 +49,8 @@ def pretrain(
     Args:
         recipe: a validated `task: mlm` recipe.
         limit: use only the first N documents of each split.
-        resume: a run directory or checkpoint folder to continue.
+        resume: continue the run at output.dir from its latest checkpoint.
+        resume_from: a run directory or checkpoint folder to continue.
         overwrite: replace an existing run directory at output.dir.
         device: force cpu, cuda or mps.
         command: the command line, recorded in the run.
@@ -65,12 +70,12 @@ def pretrain(
     corpus = _load_splits(recipe, limit)
     tokenizer = None if recipe.tokenizer.train else _existing_tokenizer(recipe)
     placement = resolve_placement(recipe.train.precision, device)
-    run_path, resume_from = run_location(recipe, resume)
-    run = prepare_run_dir(run_path, resume=resume_from is not None, overwrite=overwrite)
-    with cleanup_on_failure(run, created=resume_from is None):
+    join_processes(placement.device)
+    run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)
+    with cleanup_on_failure(run, created=checkpoint is None):
         if tokenizer is None:
-            tokenizer = _train_tokenizer(recipe, corpus["train"], run)
-        return _train(recipe, corpus, tokenizer, placement, run, resume_from, command)
+            tokenizer = _tokenizer_for_scratch(recipe, corpus["train"], run, checkpoint)
+        return _train(recipe, corpus, tokenizer, placement, run, checkpoint, command or sys.argv)
 
 
 def _load_splits(recipe: Recipe, limit: int | None) -> dict[str, Any]:
@@ -107,27 +112,36 @@ def _existing_tokenizer(recipe: Recipe) -> Any:
     return tokenizer
 
 
-def _train_tokenizer(recipe: Recipe, train: Any, run: RunDirectory) -> Any:
+def _tokenizer_for_scratch(recipe: Recipe, train: Any, run: RunDirectory, checkpoint: Path | None) -> Any:
+    """Train the run's WordPiece tokenizer (once: a resumed run reuses it)."""
+    from bertkit.models import load_tokenizer
+    from bertkit.training.distributed import barrier
     from bertkit.wordpiece import train_wordpiece
 
+    folder = run.path / "tokenizer"
+    if checkpoint is not None and (folder / "tokenizer_config.json").is_file():
+        return load_tokenizer(str(folder))
     settings = recipe.tokenizer
-    note(
-        f"training a WordPiece tokenizer: vocabulary {settings.vocab_size:,}, "
-        f"{'uncased' if settings.lowercase else 'cased'}"
-    )
+    if is_main_process():
+        note(
+            f"training a WordPiece tokenizer: vocabulary {settings.vocab_size:,}, "
+            f"{'uncased' if settings.lowercase else 'cased'}"
+        )
 
-    def texts() -> Any:
-        for batch in train.iter(batch_size=1000):
-            yield from batch["text"]
+        def texts() -> Any:
+            for batch in train.iter(batch_size=1000):
+                yield from batch["text"]
 
-    return train_wordpiece(
-        texts(),
-        run.path / "tokenizer",
-        vocab_size=settings.vocab_size,
-        lowercase=settings.lowercase,
-        min_frequency=settings.min_frequency,
-        model_max_length=recipe.data.max_length,
-    )
+        train_wordpiece(
+            texts(),
+            folder,
+            vocab_size=settings.vocab_size,
+            lowercase=settings.lowercase,
+            min_frequency=settings.min_frequency,
+            model_max_length=recipe.data.max_length,
+        )
+    barrier()  # the other processes load what the main one trained
+    return load_tokenizer(str(folder))
 
 
 def _train(
@@ -136,19 +150,20 @@ def _train(
     tokenizer: Any,
     placement: Any,
     run: RunDirectory,
-    resume_from: Path | None,
-    command: list[str] | None,
+    checkpoint: Path | None,
+    command: list[str],
 ) -> TrainingResult:
     from transformers import Trainer, set_seed
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from bertkit.data.masking import MlmCollator, premask
+    from bertkit.files import atomic_write_text
     from bertkit.recipe.loading import dump_recipe
     from bertkit.training.arguments import training_arguments
-    from bertkit.training.callbacks import JsonlLog, RichProgress, StopOnNonFinite
+    from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
 
-    (run.path / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+    if is_main_process():
+        atomic_write_text(run.recipe_file, dump_recipe(recipe))
     max_length = recipe.data.max_length
     sequences: dict[str, Any] = {}
     notes: list[str] = []
@@ -158,7 +173,7 @@ def _train(
             raise DataError(f"data.{split}: no sequences could be built", hint="check the corpus has text")
         sequences[split] = built
         notes.append(stats.describe(split))
-        if split == "train":
+        if split == "train" and is_main_process():
             _record_stats(run, stats)
     how = "whole words" if recipe.mlm.whole_word else "tokens"
     notes.append(f"masking {recipe.mlm.probability:.0%} of {how}; objective {recipe.mlm.objective}")
@@ -184,7 +199,6 @@ def _train(
         keep_columns=True,
         label_names=["labels", "next_sentence_label"] if nsp else None,
     )
-    guard = StopOnNonFinite()
     trainer = Trainer(
         model=model,
         args=args,
@@ -199,24 +213,20 @@ def _train(
                 args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
             ),
             JsonlLog(run.path / "log.jsonl"),
-            guard,
         ],
     )
-    trainer.remove_callback(PrinterCallback)
-    trainer.remove_callback(ProgressCallback)
-    if resume_from is not None:
-        note(f"resuming from {resume_from}")
-    output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    guard.check()
+    output = train(trainer, run, recipe, checkpoint, "pretrain")
 
     metrics: dict[str, dict[str, float]] = {"train": strip_prefix(output.metrics, "train_")}
     if has_eval:
         scores = strip_prefix(trainer.evaluate(metric_key_prefix="validation"), "validation_")
         # With next-sentence prediction the loss is the sum of both tasks: no perplexity.
         metrics["validation"] = scores if nsp else with_perplexity(scores)
-    if trainer.is_world_process_zero():
+    staging = save_model(trainer, run)
+    if is_main_process():
         write_run_outputs(
             run,
+            staging=staging,
             trainer=trainer,
             recipe=recipe,
             metrics=metrics,
@@ -225,7 +235,7 @@ def _train(
             placement=placement,
             model_ref=ref,
             data_notes=notes,
-            command=command or sys.argv,
+            command=command,
         )
     return TrainingResult(run, metrics, MAIN_METRIC if has_eval else None, notes)
 

@@ -1,0 +1,50 @@
+"""`--num-processes N`: run the same command under Accelerate's launcher, one process per device."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+_OWN_FLAG = "--num-processes"
+
+
+def child_arguments(argv: list[str]) -> list[str]:
+    """The command's arguments without `--num-processes N` (the children must not relaunch)."""
+    args, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == _OWN_FLAG:
+            skip = True
+        elif not item.startswith(_OWN_FLAG + "="):
+            args.append(item)
+    return args
+
+
+def launch_command(argv: list[str], processes: int, config: str | None, port: int | None = None) -> list[str]:
+    """The `accelerate launch` command line that runs `bertkit <argv>` in N processes."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes)]
+    if config:
+        command += ["--config_file", config]
+    elif processes > 1:
+        # Without a config file, several processes on one machine is Accelerate's
+        # multi-GPU mode (torch.distributed on CUDA, or gloo on CPU-only machines).
+        command += ["--multi_gpu", "--num_machines", "1", "--main_process_port", str(port or free_port())]
+    return [*command, "-m", "bertkit", *child_arguments(argv)]
+
+
+def free_port() -> int:
+    """A free TCP port on this machine, for the processes to meet on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def relaunch(argv: list[str], processes: int, config: str | None) -> int:
+    """Run this bertkit command under `accelerate launch`; return its exit code."""
+    from bertkit.console import note
+
+    command = launch_command(argv[1:], processes, config)
+    note(f"launching {processes} processes: accelerate launch {' '.join(command[4:])}")
+    return subprocess.call(command)

@@ -1,0 +1,289 @@
+"""Running a training command: the run directory, the Trainer loop, checkpoints, Ctrl-C.
+
+Fine-tuning and pretraining prepare different data and models; everything around
+the Trainer is the same and lives here: where the run goes (agreed by every
+process of a multi-process launch), when checkpoints are written and what they
+carry, resuming only when asked and only with the same recipe, a clean stop on
+Ctrl-C, and the final save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from bertkit import __version__
+from bertkit.console import err, is_main_process
+from bertkit.errors import BertkitError, RecipeError, RunError
+from bertkit.recipe.schema import Recipe
+from bertkit.runs import RunDirectory, new_run_path, prepare_run_dir
+from bertkit.training.distributed import barrier, on_main, world_size
+
+CHECKPOINT_STATE = "bertkit.json"
+# Recipe keys that may change between a checkpoint and its resumption: how long to
+# train, where to log, how fast to load data. Anything else would silently change
+# the experiment half-way through.
+_RESUMABLE_CHANGES = (
+    "train.epochs",
+    "train.max_steps",
+    "train.logging_steps",
+    "train.report_to",
+    "train.dataloader_workers",
+    "train.eval_batch_size",
+    "train.save_steps",
+    "train.save_total_limit",
+    "output.",
+    "name",
+    "description",
+)
+
+
+class RunInterrupted(BertkitError):
+    """Training stopped on Ctrl-C after saving a checkpoint."""
+
+    exit_code = 130
+
+
+def start_run(
+    recipe: Recipe, *, resume: bool, resume_from: Path | None, overwrite: bool
+) -> tuple[RunDirectory, Path | None]:
+    """Decide the run directory and checkpoint, check them, create the directory.
+
+    Every process of a multi-process launch gets the same answer; only the main
+    process touches the file system.
+
+    Args:
+        recipe: the run's recipe.
+        resume: continue the run at `output.dir` from its latest checkpoint.
+        resume_from: a run directory or checkpoint folder to continue.
+        overwrite: replace what `output.dir` holds.
+
+    Raises:
+        RunError: nothing to resume, a changed recipe, or a directory that holds a run.
+    """
+
+    def prepare() -> tuple[RunDirectory, Path | None]:
+        path, checkpoint = run_location(recipe, resume, resume_from)
+        if checkpoint is not None:
+            check_same_recipe(recipe, checkpoint)
+        run = prepare_run_dir(path, resume=checkpoint is not None, overwrite=overwrite)
+        return run, checkpoint
+
+    return on_main(prepare)
+
+
+def run_location(recipe: Recipe, resume: bool, resume_from: Path | None) -> tuple[Path, Path | None]:
+    """The run directory to write, and the checkpoint to resume from (if any).
+
+    Raises:
+        RunError: a resume target without checkpoints.
+    """
+    if resume_from is None and not resume:
+        if recipe.output.dir:
+            return Path(recipe.output.dir), None
+        return new_run_path(Path(recipe.output.root), recipe.run_name), None
+    if resume_from is None:
+        if not recipe.output.dir:
+            raise RunError(
+                "--resume continues the run at output.dir, and the recipe sets none",
+                hint="use --resume-from RUN_DIR, or --set output.dir=RUN_DIR --resume",
+            )
+        resume_from = Path(recipe.output.dir)
+    resume_from = resume_from.expanduser()
+    if resume_from.name.startswith("checkpoint-") and resume_from.is_dir():
+        return resume_from.parent.parent, resume_from
+    checkpoint = RunDirectory(resume_from).latest_checkpoint()
+    if checkpoint is None:
+        raise RunError(
+            f"{resume_from}: no checkpoint to resume from",
+            hint="give a run directory that has checkpoints/, or a checkpoint-N folder",
+        )
+    return resume_from, checkpoint
+
+
+def check_same_recipe(recipe: Recipe, checkpoint: Path) -> None:
+    """Refuse to resume a checkpoint with a recipe that changes the experiment.
+
+    Raises:
+        RunError: names the keys whose values differ.
+    """
+    state_file = checkpoint / CHECKPOINT_STATE
+    if not state_file.is_file():
+        return  # a checkpoint from another tool: nothing to compare
+    saved = json.loads(state_file.read_text(encoding="utf-8")).get("recipe", {})
+    now = _flatten(recipe.model_dump(mode="json"))
+    before = _flatten(saved)
+    changed = sorted(
+        key
+        for key in set(now) | set(before)
+        if now.get(key) != before.get(key) and not key.startswith(_RESUMABLE_CHANGES)
+    )
+    if changed:
+        shown = ", ".join(f"{k} ({before.get(k)!r} -> {now.get(k)!r})" for k in changed[:4])
+        raise RunError(
+            f"{checkpoint}: the recipe differs from the one this checkpoint was trained with: {shown}",
+            hint="resume with the run's own recipe.yaml, or start a new run",
+        )
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+class CheckpointState(TrainerCallback):
+    """Checkpoints every N steps and at every epoch end, each carrying bertkit's state.
+
+    The Trainer already saves model, optimizer, scheduler, RNG states and its own
+    state (the data position); this adds the recipe, so a resume can check it.
+    """
+
+    def __init__(self, recipe: Recipe, every_steps: int | None) -> None:
+        self.recipe = recipe.model_dump(mode="json")
+        self.every_steps = every_steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.every_steps and state.global_step % self.every_steps == 0:
+            control.should_save = True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            record = {"bertkit": __version__, "recipe": self.recipe, "step": state.global_step}
+            (folder / CHECKPOINT_STATE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+
+
+class StopOnInterrupt(TrainerCallback):
+    """The first Ctrl-C saves a checkpoint at the end of the step and stops; a second aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Handle SIGINT while training (single process only; launchers own it otherwise)."""
+        if world_size() > 1:
+            yield
+            return
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            signal.signal(signal.SIGINT, self._previous)
+            raise KeyboardInterrupt
+        self.requested = True
+        err.print("\n[yellow]stopping:[/yellow] saving a checkpoint after this step (Ctrl-C again to abort)")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+
+
+def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | None, command: str) -> Any:
+    """Run `trainer.train()` with checkpoints, Ctrl-C handling and the NaN guard.
+
+    Raises:
+        TrainingError: the loss became NaN or infinite.
+        RunInterrupted: Ctrl-C (a checkpoint was saved; the message says how to resume).
+    """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from bertkit.console import note
+    from bertkit.training.callbacks import StopOnNonFinite
+
+    guard, interrupt = StopOnNonFinite(), StopOnInterrupt()
+    for callback in (guard, interrupt, CheckpointState(recipe, recipe.train.save_steps)):
+        trainer.add_callback(callback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if "tensorboard" in recipe.train.report_to:
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
+    if resume_from is not None:
+        note(f"resuming from {resume_from}")
+    with interrupt.installed():
+        output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    guard.check()
+    if interrupt.requested:
+        recipe_file = run.recipe_file
+        raise RunInterrupted(
+            f"interrupted at step {trainer.state.global_step}; checkpoint saved in {run.checkpoints}",
+            hint=f"resume with: bertkit {command} --recipe {recipe_file} --resume-from {run.path}",
+        )
+    return output
+
+
+def save_model(trainer: Any, run: RunDirectory) -> Path:
+    """Save the trained model into a staging folder beside `model/` (every process).
+
+    Sharded models (FSDP, DeepSpeed) need every process to take part in the save.
+    """
+    staging = run.path / ".model.tmp"
+    if is_main_process():
+        shutil.rmtree(staging, ignore_errors=True)
+    barrier()
+    trainer.save_model(str(staging))
+    barrier()
+    return staging
+
+
+def check_max_length(recipe: Recipe, tokenizer: Any) -> None:
+    """Refuse a data.max_length above what the model's position embeddings allow.
+
+    Raises:
+        RecipeError: names the limit and the value to use.
+    """
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit and limit < 100_000 and recipe.data.max_length > limit:
+        raise RecipeError(
+            f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} tokens",
+            hint=f"use --set data.max_length={limit} or less",
+        )
+
+
+def strip_prefix(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    """Trainer metrics without their split prefix (`eval_loss` -> `loss`), numbers only."""
+    return {k.removeprefix(prefix): float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+
+
+def quiet_libraries() -> None:
+    """Silence library chatter that bertkit reports better itself."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+@contextmanager
+def cleanup_on_failure(run: RunDirectory, created: bool) -> Iterator[None]:
+    """Remove a run directory this command created if it fails before any checkpoint."""
+    try:
+        yield
+    except BaseException:
+        if created and is_main_process() and run.latest_checkpoint() is None:
+            shutil.rmtree(run.path, ignore_errors=True)  # nothing worth keeping
+        raise
