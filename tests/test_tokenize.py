@@ -94,10 +94,6 @@ def test_second_call_with_a_fresh_tokenizer_hits_the_cache(tiny_model_dir, isola
     assert len(list((isolated_cache / "tokenized").iterdir())) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: tokenizer_fingerprint hashes the backend's truncation state, which the first call changes",
-)
 def test_second_call_with_the_same_tokenizer_hits_the_cache(tokenizer):
     texts = [words(n) for n in (3, 9, 5)]
     first = tokenize_texts(tokenizer, texts, None, [0, 1, 0], max_length=8)

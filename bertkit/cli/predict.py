@@ -51,6 +51,20 @@ def predict(
     on_error: Annotated[
         str, typer.Option("--on-error", help="stop: fail on a malformed row; skip: skip and report it.")
     ] = "stop",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend", help="torch, or onnx: ONNX Runtime on a `bertkit export` folder (or a run's export)."
+        ),
+    ] = "torch",
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            "--quantize",
+            help="int8, on CPU: torch quantizes its linear layers; onnx runs the int8 export.",
+            show_default=False,
+        ),
+    ] = None,
     device: DeviceOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -63,6 +77,7 @@ def predict(
       bertkit predict "what a wonderful film" "the soup was cold"
       bertkit predict --input reviews.csv --text-column review --output predictions.csv
       cat texts.txt | bertkit predict --input - > predictions.jsonl
+      bertkit predict --backend onnx --quantize int8 --input texts.txt -o out.jsonl
     """
     from bertkit.errors import UsageError
 
@@ -73,18 +88,19 @@ def predict(
             "give texts as arguments or --input FILE (one of them)",
             hint='bertkit predict "some text"   or   bertkit predict --input texts.txt',
         )
-    from bertkit.inference import find_model_dir, load_classifier
+    from bertkit.backends import backend_model_dir, check_backend_options, load_backend_classifier
     from bertkit.masked_lm import model_kind
 
-    folder, _ = find_model_dir(model)
+    check_backend_options(backend, quantize, device)
+    folder = backend_model_dir(model, backend)
     if model_kind(folder) == "masked-lm":
         if not texts:
             raise UsageError(
                 "fill-mask takes texts as arguments, not --input", hint='bertkit predict "a [MASK] day"'
             )
-        _fill_mask(model, texts, top_k if top_k > 1 else 5, device, as_json)
+        _fill_mask(model, texts, top_k if top_k > 1 else 5, device, as_json, backend, quantize)
         return
-    classifier = load_classifier(model, device=device)
+    classifier = load_backend_classifier(model, backend=backend, quantize=quantize, device=device)
     if texts:
         _predict_arguments(classifier, texts, top_k, batch_size, as_json)
     else:
@@ -101,15 +117,16 @@ def predict(
         )
 
 
-def _fill_mask(model, texts, top_k, device, as_json) -> None:
+def _fill_mask(model, texts, top_k, device, as_json, backend, quantize) -> None:
     import json
 
     from rich.table import Table
 
+    from bertkit.backends import load_backend_masked_lm
     from bertkit.console import out
-    from bertkit.masked_lm import fill_mask, load_masked_lm
+    from bertkit.masked_lm import fill_mask
 
-    mlm = load_masked_lm(model, device=device)
+    mlm = load_backend_masked_lm(model, backend=backend, quantize=quantize, device=device)
     results = fill_mask(mlm, texts, top_k=top_k)
     if as_json:
         out.print_json(json.dumps([{"text": t, "masks": r} for t, r in zip(texts, results, strict=True)]))
@@ -166,6 +183,7 @@ def _predict_file(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from bertkit.backends import describe_backend
     from bertkit.console import err, warn
     from bertkit.predict import count_rows, predict_file
 
@@ -193,6 +211,7 @@ def _predict_file(
         warn(f"... and {len(stats.skipped) - 20} more skipped rows")
     where = f" -> {stats.output}" if output else ""
     err.print(
-        f"{stats.rows:,} rows in {stats.seconds:.1f}s ({stats.rows_per_second:,.0f} rows/s){where}"
+        f"{stats.rows:,} rows in {stats.seconds:.1f}s ({stats.rows_per_second:,.0f} rows/s, "
+        f"{describe_backend(classifier)}){where}"
         + (f", {len(stats.skipped)} skipped" if stats.skipped else "")
     )

@@ -174,6 +174,11 @@ def _train(
         ignore_mismatched_sizes=True,
     )
     model.config.update({CONFIG_KEY: inputs_config(recipe)})  # predict as trained, from any copy
+    # BERT heads average their loss over the local batch and ignore `num_items_in_batch`,
+    # but their forward takes **kwargs, so the Trainer would treat the loss as already
+    # normalised over accumulation steps and devices: gradients would grow with
+    # gradient_accumulation and with the number of processes. Say what is true.
+    model.accepts_loss_kwargs = False
     if any(key.startswith("classifier") for key in missing):
         note(f"{ref.shown}: new classification head ({spec.num_labels} outputs), randomly initialised")
 

@@ -182,6 +182,11 @@ def _train(
 
     set_seed(recipe.train.seed)
     model, ref = _model(recipe, tokenizer)
+    # BERT heads average their loss over the local batch and ignore `num_items_in_batch`,
+    # but their forward takes **kwargs, so the Trainer would treat the loss as already
+    # normalised over accumulation steps and devices: gradients would grow with
+    # gradient_accumulation and with the number of processes. Say what is true.
+    model.accepts_loss_kwargs = False
     pad = 8 if placement.precision != "fp32" else None
     collator = MlmCollator(tokenizer, recipe.mlm.probability, recipe.mlm.whole_word, pad_to_multiple_of=pad)
     if "validation" in sequences:

@@ -10,6 +10,7 @@ Ctrl-C, and the final save.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -23,11 +24,11 @@ from transformers import TrainerCallback
 from bertkit import __version__
 from bertkit.console import err, is_main_process
 from bertkit.errors import BertkitError, RecipeError, RunError
+from bertkit.files import atomic_write_json
 from bertkit.recipe.schema import Recipe
-from bertkit.runs import RunDirectory, new_run_path, prepare_run_dir
+from bertkit.runs import CHECKPOINT_MARKER, RunDirectory, new_run_path, prepare_run_dir
 from bertkit.training.distributed import barrier, on_main, world_size
 
-CHECKPOINT_STATE = "bertkit.json"
 # Recipe keys that may change between a checkpoint and its resumption: how long to
 # train, where to log, how fast to load data. Anything else would silently change
 # the experiment half-way through.
@@ -115,7 +116,7 @@ def check_same_recipe(recipe: Recipe, checkpoint: Path) -> None:
     Raises:
         RunError: names the keys whose values differ.
     """
-    state_file = checkpoint / CHECKPOINT_STATE
+    state_file = checkpoint / CHECKPOINT_MARKER
     if not state_file.is_file():
         return  # a checkpoint from another tool: nothing to compare
     saved = json.loads(state_file.read_text(encoding="utf-8")).get("recipe", {})
@@ -167,7 +168,33 @@ class CheckpointState(TrainerCallback):
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.is_dir():
             record = {"bertkit": __version__, "recipe": self.recipe, "step": state.global_step}
-            (folder / CHECKPOINT_STATE).write_text(json.dumps(record, indent=2), encoding="utf-8")
+            atomic_write_json(folder / CHECKPOINT_MARKER, record)
+
+
+class SeedEachEpoch(TrainerCallback):
+    """Seed the random generators at every epoch from (seed, epoch).
+
+    Length-grouped batches are shuffled with the global generator when an epoch's
+    data loader starts. Seeding it per epoch makes that order a function of the
+    epoch alone, so a run resumed from a checkpoint, even one killed mid-epoch,
+    sees the same batches as an uninterrupted run. Seeding again at the epoch end,
+    before the epoch's checkpoint is written, makes a resume at an epoch boundary
+    restore that same state.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self._seed(math.floor((state.epoch or 0) + 1e-6))
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._seed(round(state.epoch or 0))
+
+    def _seed(self, epoch: int) -> None:
+        from transformers import set_seed
+
+        set_seed(self.seed + epoch)
 
 
 class StopOnInterrupt(TrainerCallback):
@@ -215,7 +242,8 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
     from bertkit.training.callbacks import StopOnNonFinite
 
     guard, interrupt = StopOnNonFinite(), StopOnInterrupt()
-    for callback in (guard, interrupt, CheckpointState(recipe, recipe.train.save_steps)):
+    schedule = CheckpointState(recipe, recipe.train.save_steps)
+    for callback in (guard, interrupt, schedule, SeedEachEpoch(recipe.train.seed)):
         trainer.add_callback(callback)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

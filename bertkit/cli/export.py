@@ -1,0 +1,131 @@
+"""`bertkit export`: a trained model as ONNX (optionally int8), checked against the original."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bertkit.cli import app
+from bertkit.cli.options import JsonOption, ModelDirOption
+
+
+@app.command("export")
+def export(
+    model: ModelDirOption = None,
+    format: Annotated[  # noqa: A002 - the option is called --format
+        str, typer.Option("--format", "-f", help="Export format (onnx).")
+    ] = "onnx",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Export folder. Default: RUN/export/onnx (required for a model folder).",
+            show_default=False,
+        ),
+    ] = None,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            "--quantize",
+            help="int8: also write a dynamically quantized graph for CPU (model.int8.onnx).",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="Texts for the parity check (a `text` column, or the run's). "
+            "Default: the run's validation data, else built-in sentences.",
+            show_default=False,
+        ),
+    ] = None,
+    max_diff: Annotated[
+        float,
+        typer.Option("--max-diff", help="Largest |logit difference| allowed between fp32 ONNX and torch."),
+    ] = 1e-3,
+    min_agreement: Annotated[
+        float,
+        typer.Option("--min-agreement", help="Least share of equal predictions allowed for int8 (0-1)."),
+    ] = 0.99,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing export folder.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Export a classifier or masked-LM model to ONNX, checked against the original.
+
+    The folder holds model.onnx (dynamic batch and sequence axes), model.int8.onnx
+    with --quantize int8, config.json with the label names, the tokenizer, and
+    export.json with the parity report. The export is run next to the original model
+    on sample texts and fails, leaving nothing behind, if they differ beyond the
+    tolerances.
+
+    Uses the latest run unless --model is given.
+
+    \b
+    Examples:
+      bertkit export
+      bertkit export --model runs/sentiment-20250101-120000 --quantize int8
+      bertkit export --model my-model/ --output my-model-onnx
+      bertkit predict --backend onnx --model runs/latest "what a wonderful film"
+    """
+    import json
+
+    from bertkit.console import note
+    from bertkit.export import export_model
+
+    result = export_model(
+        model,
+        output=output,
+        format=format,
+        quantize=quantize,
+        data=data,
+        overwrite=overwrite,
+        max_diff=max_diff,
+        min_agreement=min_agreement,
+        on_step=note,
+    )
+    if as_json:
+        from bertkit.console import out
+
+        out.print_json(json.dumps({"folder": str(result.folder), **result.info}))
+        return
+    _report(result)
+
+
+def _report(result) -> None:
+    from rich.table import Table
+
+    from bertkit.console import err, out
+
+    table = Table(title=f"ONNX export: {result.folder}", title_justify="left")
+    same = f"same {result.parity[0].agreement_of}" if result.parity else "agreement"
+    for name in ("graph", "size", "max |Δ|", same, "limit", "check"):
+        table.add_column(
+            name, justify="left" if name in ("graph", "limit", "check") else "right", overflow="fold"
+        )
+    for check in result.parity:
+        file = result.folder / result.files[check.variant]
+        limit = (
+            f"≤ {check.tolerance['max_abs_diff']:g}"
+            if "max_abs_diff" in check.tolerance
+            else f"≥ {check.tolerance['min_agreement']:.0%}"
+        )
+        table.add_row(
+            file.name,
+            f"{file.stat().st_size / 1e6:,.1f} MB",
+            f"{check.max_abs_diff:.1e}",
+            f"{check.agreement:.2%}",
+            limit,
+            "passed" if check.passed else "FAILED",
+        )
+    out.print(table)
+    err.print(f"checked on {result.sample}; {result.seconds:.1f}s")
+    quantized = " --quantize int8" if "int8" in result.files else ""
+    example = "a [MASK] day" if result.kind == "masked-lm" else "some text"
+    err.print(f'next: bertkit predict --backend onnx{quantized} --model {result.folder} "{example}"')

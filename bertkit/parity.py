@@ -1,0 +1,217 @@
+"""Check an exported graph against the original model: same logits, same predictions.
+
+An export is declared done only when its graphs pass (see `bertkit.export`):
+
+- fp32: max |logit difference| <= 1e-3. ONNX Runtime and torch differ by float
+  rounding (about 1e-7 on MiniLM, 1e-6 on larger BERTs); a wrong graph differs by
+  1e-2 and more (the legacy TorchScript exporter, tracing the padding of its example
+  into Transformers 5 attention masks, is off by 1e-2 to 1e-1).
+- int8: the same predictions (labels, label sets, top-1 tokens) on >= 99% of the
+  sample. Quantization moves logits by about 1e-2 by design, so their difference is
+  reported, not gated; 99% agreement bounds the change in accuracy on the sample to
+  1 point, the budget the benchmarks hold int8 to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bertkit.backends import OUTPUT_NAME, session_feed
+from bertkit.errors import DataError, ModelError
+
+FP32_MAX_DIFF = 1e-3
+INT8_MIN_AGREEMENT = 0.99
+MLM_MAX_LENGTH = 128
+
+# Varied sentences for the parity check when a model has no validation data of its
+# own: short and long, questions, negations, numbers, punctuation, accents, and one
+# text long enough to be truncated.
+BUILTIN_TEXTS = (
+    "what a wonderful film",
+    "the soup was cold and the waiter rude",
+    "I loved every minute of it!",
+    "Not bad at all, though the ending dragged.",
+    "Terrible. Just terrible.",
+    "ok",
+    "The service was friendly, the food was tasty, and the prices were fair.",
+    "Would I come back? Probably not.",
+    "It's the best book I've read this year - by far.",
+    "The plot makes no sense and the acting is wooden.",
+    "Delivery took 3 weeks; the package arrived damaged.",
+    "A quiet, thoughtful story about growing old.",
+    "The hotel room was clean but very small.",
+    "Five stars!!!",
+    "I don't know what to think about this one.",
+    "Stocks fell sharply on Monday after the central bank raised interest rates.",
+    "The team won the championship in overtime, 3-2.",
+    "Scientists discovered a new species of frog in the rainforest.",
+    "Café au lait, crème brûlée and a croissant: un petit-déjeuner parfait.",
+    "This is NOT what I ordered.",
+    "The battery lasts about two days with normal use.",
+    "Customer support never answered my emails.",
+    "An instant classic.",
+    "boring boring boring",
+    "The first half is slow, but the second half more than makes up for it.",
+    "I can't recommend it enough.",
+    "Meh.",
+    "The new update broke everything that used to work.",
+    "Great value for money, would buy again.",
+    "Why would anyone make a movie like this?",
+    "the staff were lovely and the view from the terrace was stunning",
+    " ".join(["It was a long day, and the meeting went on and on about budgets and plans."] * 40),
+)
+
+
+@dataclass
+class Parity:
+    """How closely one exported graph matches the original model on the sample.
+
+    Attributes:
+        variant: fp32 or int8.
+        texts: how many sample texts were compared.
+        compared: how many predictions were compared (texts, or tokens for masked-LM).
+        max_abs_diff: the largest |logit difference| over every output.
+        agreement: share of the sample with the same prediction.
+        agreement_of: what `agreement` counts (labels, label sets, values, tokens).
+        tolerance: the limit checked ({"max_abs_diff": x} or {"min_agreement": y}).
+        passed: whether the limit holds.
+    """
+
+    variant: str
+    texts: int
+    compared: int
+    max_abs_diff: float
+    agreement: float
+    agreement_of: str
+    tolerance: dict[str, float]
+    passed: bool
+
+
+def prediction_agreement(
+    problem: str, threshold: float, reference: np.ndarray, candidate: np.ndarray
+) -> tuple[float, str]:
+    """Share of rows where two sets of logits predict the same, and what was compared.
+
+    single: the label; multi: the set of labels over the threshold; regression: the
+    value, within 1% of the range of the reference values.
+    """
+    if len(reference) == 0:
+        return 1.0, "labels"
+    if problem == "single":
+        return float(np.mean(reference.argmax(axis=1) == candidate.argmax(axis=1))), "labels"
+    if problem == "multi":
+        cut = np.log(threshold / (1 - threshold)) if 0 < threshold < 1 else 0.0
+        same = ((reference >= cut) == (candidate >= cut)).all(axis=1)
+        return float(np.mean(same)), "label sets"
+    spread = float(reference.max() - reference.min()) or 1.0
+    close = np.abs(reference - candidate).reshape(len(reference), -1).max(axis=1) <= 0.01 * spread
+    return float(np.mean(close)), "values (within 1% of their range)"
+
+
+def sample_texts(
+    recipe: Any, data: Path | None, pair: bool | None, limit: int
+) -> tuple[list[str], list[str] | None, str]:
+    """Texts (and pair texts) for the parity check, and where they came from.
+
+    The `data` file if given, else the run's validation (or test) data, else the
+    built-in sentences. A pair model gets the built-in sentences paired with each
+    other when its data holds no pairs.
+
+    Raises:
+        DataError: the `data` file cannot be read or lacks the text column.
+    """
+    from bertkit.console import warn
+    from bertkit.data.classification import check_columns, read_source, table_texts
+    from bertkit.recipe.schema import DataSection, DataSource
+
+    columns = recipe.data if recipe is not None else DataSection()
+    source = DataSource(path=str(data)) if data is not None else None
+    if source is None and recipe is not None:
+        source = recipe.data.validation or recipe.data.test
+    if source is not None:
+        try:
+            table = read_source(source, columns.text_columns[0]).head(limit)
+            check_columns(table, columns, need_label=False)
+            texts, pairs = table_texts(table, columns)
+        except DataError as exc:
+            if data is not None:
+                raise
+            warn(f"checking the export on built-in sentences: the run's data cannot be read ({exc.message})")
+        else:
+            if texts and (pairs is not None or not pair):
+                return texts, pairs, f"{len(texts)} texts from {table.name}"
+    texts = list(BUILTIN_TEXTS)[:limit]
+    pairs = texts[1:] + texts[:1] if pair else None
+    return texts, pairs, "built-in sentences" + (" in pairs" if pairs else "")
+
+
+def masked_lm_parity(model: Any, tokenizer: Any, session: Any, texts: list[str]) -> tuple[float, float, int]:
+    """Max |logit difference|, top-1 token agreement and token count over every real (non-pad) token."""
+    import torch
+
+    names = tuple(i.name for i in session.get_inputs())
+    worst = 0.0
+    same = total = 0
+    for start in range(0, len(texts), 8):
+        batch = tokenizer(
+            texts[start : start + 8],
+            padding=True,
+            truncation=True,
+            max_length=MLM_MAX_LENGTH,
+            return_tensors="np",
+        )
+        with torch.inference_mode():
+            inputs = {k: torch.from_numpy(v) for k, v in batch.items()}
+            reference = model(**inputs).logits.float().numpy()
+        logits = session.run([OUTPUT_NAME], session_feed(names, dict(batch)))[0]
+        real = batch["attention_mask"].astype(bool)
+        worst = max(worst, float(np.abs(reference - logits)[real].max()))
+        same += int((reference.argmax(-1) == logits.argmax(-1))[real].sum())
+        total += int(real.sum())
+    return worst, same / max(total, 1), total
+
+
+def judge(
+    variant: str,
+    texts: int,
+    compared: int,
+    diff: float,
+    agreement: float,
+    of: str,
+    max_diff: float,
+    min_agreement: float,
+) -> Parity:
+    if variant == "fp32":
+        tolerance, passed = {"max_abs_diff": max_diff}, diff <= max_diff
+    else:
+        tolerance, passed = {"min_agreement": min_agreement}, agreement >= min_agreement
+    return Parity(variant, texts, compared, diff, agreement, of, tolerance, passed)
+
+
+def raise_on_failure(checks: list[Parity]) -> None:
+    """Raise a ModelError naming the numbers of the first check that failed, if any."""
+    for check in checks:
+        if check.passed:
+            continue
+        counted = f"{check.texts} texts" if check.compared == check.texts else f"{check.compared:,} tokens"
+        numbers = (
+            f"max |logit difference| {check.max_abs_diff:.2e}, {check.agreement_of} agree on "
+            f"{check.agreement:.1%} of {counted}"
+        )
+        if check.variant == "fp32":
+            raise ModelError(
+                f"the ONNX graph does not match the model: {numbers}; "
+                f"allowed at most {check.tolerance['max_abs_diff']:g}",
+                hint="this is an exporter problem: report it with `bertkit env --json`, "
+                "or accept the difference with --max-diff",
+            )
+        raise ModelError(
+            f"the int8 graph changes too many predictions: {numbers}; "
+            f"required at least {check.tolerance['min_agreement']:.0%}",
+            hint="export without --quantize (fp32 ONNX is still faster than torch), "
+            "or accept it with --min-agreement",
+        )

@@ -1,0 +1,312 @@
+"""ONNX export, its parity check, and prediction through the ONNX and int8 backends, on the tiny BERT."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+onnx = pytest.importorskip("onnx")
+
+from bertkit.backends import (  # noqa: E402 - after the skips
+    EXPORT_INFO,
+    INT8_FILE,
+    MODEL_FILE,
+    OnnxClassifier,
+    load_backend_classifier,
+)
+from bertkit.errors import ModelError, UsageError  # noqa: E402
+from bertkit.export import export_model  # noqa: E402
+from bertkit.parity import BUILTIN_TEXTS, sample_texts  # noqa: E402
+
+TEXTS = [
+    "the film was good .",
+    "i hated the food , it was very cold !",
+    "ok",
+    "a really wonderful story , i would recommend it . " * 6,
+    "what a dull show",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and a busy machine is not slowed further."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny two-class classifier (new, seeded head) with bertkit's input settings in its config."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = tmp_path_factory.mktemp("tiny-classifier")
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(tiny_model_dir),
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    model.config.bertkit = {"max_length": 64, "text_pair": False, "threshold": 0.5, "separator": None}
+    model.save_pretrained(str(path))
+    AutoTokenizer.from_pretrained(str(tiny_model_dir)).save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(classifier_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete (minimal) run directory holding the tiny classifier."""
+    run = tmp_path_factory.mktemp("runs") / "tiny-20250101-000000"
+    shutil.copytree(classifier_dir, run / "model")
+    (run / "run.json").write_text(json.dumps({"status": "complete"}), encoding="utf-8")
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir: Path):
+    """The run exported to RUN/export/onnx, fp32 and int8 (one real export for the module)."""
+    return export_model(run_dir, quantize="int8")
+
+
+def _labels(classifier) -> list[str]:
+    from bertkit.predict import predict_texts
+
+    return [r["predicted_label"] for r in predict_texts(classifier, TEXTS)]
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_export_writes_a_self_contained_folder_with_its_parity_report(exported, run_dir):
+    folder = run_dir / "export" / "onnx"
+    assert exported.folder == folder
+    for name in (MODEL_FILE, INT8_FILE, "config.json", "tokenizer.json", EXPORT_INFO):
+        assert (folder / name).is_file(), name
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")], "temporary folders left"
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert config["bertkit"]["max_length"] == 64
+
+    info = json.loads((folder / EXPORT_INFO).read_text(encoding="utf-8"))
+    assert info["kind"] == "classifier"
+    assert info["quantized"] == "int8"
+    assert info["opset"] == 18
+    assert info["run"] == str(run_dir.resolve())
+    parity = info["parity"]
+    assert parity["sample"] == "built-in sentences"
+    assert parity["fp32"]["texts"] == len(BUILTIN_TEXTS)
+    assert parity["fp32"]["passed"] and parity["int8"]["passed"]
+    assert parity["fp32"]["max_abs_diff"] <= 1e-5
+    assert parity["fp32"]["agreement"] == 1.0
+    assert parity["int8"]["agreement"] >= 0.99
+    assert parity["int8"]["tolerance"] == {"min_agreement": 0.99}
+
+
+def test_the_graph_has_dynamic_batch_and_sequence_axes(exported):
+    graph = onnx.load(str(exported.folder / MODEL_FILE)).graph
+    names = [i.name for i in graph.input]
+    assert names == ["input_ids", "attention_mask", "token_type_ids"]
+    for value in graph.input:
+        dims = value.type.tensor_type.shape.dim
+        assert all(d.dim_param and not d.dim_value for d in dims), value
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"], ids=["fp32", "int8"])
+def test_onnx_backend_predicts_what_torch_predicts(exported, run_dir, quantize):
+    from bertkit.predict import predict_texts
+
+    torch_classifier = load_backend_classifier(run_dir, device="cpu")
+    onnx_classifier = load_backend_classifier(run_dir, backend="onnx", quantize=quantize)
+    assert isinstance(onnx_classifier, OnnxClassifier)
+    assert onnx_classifier.labels == torch_classifier.labels
+    assert onnx_classifier.max_length == 64
+    # Batch sizes 1 and 2 and texts of many lengths: the axes really are dynamic.
+    for batch_size in (1, 2, 64):
+        ours = predict_texts(onnx_classifier, TEXTS, batch_size=batch_size)
+        theirs = predict_texts(torch_classifier, TEXTS, batch_size=batch_size)
+        assert [r["predicted_label"] for r in ours] == [r["predicted_label"] for r in theirs]
+        assert list(ours[0]) == list(theirs[0])
+    reference = torch_classifier.logits(TEXTS)
+    logits = onnx_classifier.logits(TEXTS)
+    assert np.abs(reference - logits).max() < (1e-5 if quantize is None else 0.05)
+
+
+def test_torch_int8_quantizes_linear_layers_and_keeps_labels(classifier_dir):
+    from bertkit.backends import describe_backend
+
+    classifier = load_backend_classifier(classifier_dir, quantize="int8")
+    assert describe_backend(classifier) == "torch int8 on cpu"
+    assert _labels(classifier) == _labels(load_backend_classifier(classifier_dir, device="cpu"))
+
+
+def test_int8_on_a_gpu_is_refused_before_loading(classifier_dir):
+    with pytest.raises(UsageError, match="CPU only"):
+        load_backend_classifier(classifier_dir, quantize="int8", device="cuda")
+
+
+def test_onnx_backend_needs_an_export(classifier_dir, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(classifier_dir, run / "model")
+    (run / "run.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ModelError, match="has no ONNX export") as caught:
+        load_backend_classifier(run, backend="onnx")
+    assert "bertkit export --model" in caught.value.hint
+    with pytest.raises(ModelError, match="holds no ONNX export"):
+        load_backend_classifier(classifier_dir, backend="onnx")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_predict_backend_onnx_same_labels_and_throughput(exported, run_dir, run_cli, tmp_path):
+    torch_result = run_cli("predict", "--model", run_dir, "--json", *TEXTS)
+    onnx_result = run_cli("predict", "--model", run_dir, "--backend", "onnx", "--json", *TEXTS)
+    assert torch_result.exit_code == 0, torch_result.output
+    assert onnx_result.exit_code == 0, onnx_result.output
+    ours = json.loads(onnx_result.stdout)
+    theirs = json.loads(torch_result.stdout)
+    assert [r["predicted_label"] for r in ours] == [r["predicted_label"] for r in theirs]
+
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(TEXTS * 10) + "\n", encoding="utf-8")
+    outputs = {}
+    for backend in ("torch", "onnx"):
+        target = tmp_path / f"{backend}.csv"
+        options = ["--backend", backend, "--quantize", "int8", "-i", source, "-o", target]
+        result = run_cli("predict", "--model", run_dir, *options)
+        assert result.exit_code == 0, result.output
+        assert "rows/s" in result.stderr and f"{backend} int8 on cpu" in result.stderr
+        outputs[backend] = target.read_text(encoding="utf-8").splitlines()
+    assert outputs["torch"][0] == outputs["onnx"][0]  # the same columns
+    assert len(outputs["onnx"]) == 51
+
+
+def test_cli_torch_backend_on_an_export_folder_says_use_onnx(exported, run_cli):
+    result = run_cli("predict", "--model", exported.folder, "some text")
+    assert result.exit_code == 2
+    assert "--backend onnx" in result.stderr
+
+
+def test_cli_export_model_folder(exported, classifier_dir, run_cli, tmp_path, monkeypatch):
+    _reuse_graph(monkeypatch, exported)  # the exporter itself is tested above; this is the command
+    target = tmp_path / "exported"
+    result = run_cli("export", "--model", classifier_dir, "--output", target, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["folder"] == str(target)
+    assert report["files"] == {"fp32": MODEL_FILE}
+    assert report["parity"]["fp32"]["passed"]
+    assert "int8" not in report["parity"]
+
+    again = run_cli("export", "--model", classifier_dir, "--output", target)
+    assert again.exit_code == 2
+    assert "already holds an export" in again.stderr and "--overwrite" in again.stderr
+
+    missing = run_cli("predict", "--model", target, "--backend", "onnx", "--quantize", "int8", "hi")
+    assert missing.exit_code == 1
+    assert "no int8 graph" in missing.stderr
+
+    replaced = run_cli("export", "--model", classifier_dir, "-o", target, "--quantize", "int8", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert (target / INT8_FILE).is_file()
+    assert "same labels" in replaced.stdout and "passed" in replaced.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"], "temporary folders left"
+
+
+def test_cli_export_a_model_folder_needs_an_output(classifier_dir, run_cli):
+    result = run_cli("export", "--model", classifier_dir)
+    assert result.exit_code == 2
+    assert "--output" in result.stderr
+
+
+def test_masked_lm_export_and_fill_mask_on_onnx(tiny_model_dir, run_cli, tmp_path):
+    target = tmp_path / "mlm-onnx"
+    result = export_model(tiny_model_dir, output=target)
+    assert result.kind == "masked-lm"
+    (check,) = result.parity
+    assert check.passed and check.agreement == 1.0 and check.agreement_of == "top-1 tokens"
+    assert check.compared > check.texts  # tokens, not texts
+
+    text = "the [MASK] was good ."
+    ours = run_cli("predict", "--model", target, "--backend", "onnx", "--json", text)
+    theirs = run_cli("predict", "--model", tiny_model_dir, "--json", text)
+    assert ours.exit_code == 0, ours.output
+    tokens = [[c["token"] for c in json.loads(r.stdout)[0]["masks"][0]] for r in (ours, theirs)]
+    assert tokens[0] == tokens[1]
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def _reuse_graph(monkeypatch, exported) -> None:
+    """Skip the (slow) exporter: copy the module's already exported graph instead."""
+
+    def copy_graph(model, example, path, max_positions, external=False):
+        shutil.copy2(exported.folder / MODEL_FILE, path)
+
+    monkeypatch.setattr("bertkit.export.export_graph", copy_graph)
+
+
+def test_a_graph_that_computes_something_else_fails_and_leaves_nothing(
+    exported, classifier_dir, monkeypatch, tmp_path
+):
+    _reuse_graph(monkeypatch, exported)
+    real_forward = OnnxClassifier.forward
+    monkeypatch.setattr(OnnxClassifier, "forward", lambda self, batch: real_forward(self, batch) + 0.5)
+    target = tmp_path / "out" / "onnx"
+    with pytest.raises(ModelError) as caught:
+        export_model(classifier_dir, output=target)
+    message = str(caught.value)
+    assert "does not match the model" in message
+    assert "max |logit difference| 5.00e-01" in message and "allowed at most 0.001" in message
+    assert not target.exists()
+    assert not list((tmp_path / "out").iterdir()), "temporary folder left behind"
+
+
+def test_an_int8_graph_below_the_agreement_limit_fails(exported, classifier_dir, monkeypatch, tmp_path):
+    _reuse_graph(monkeypatch, exported)
+    monkeypatch.setattr("bertkit.export.prediction_agreement", lambda *args: (0.9, "labels"))
+    target = tmp_path / "onnx"
+    with pytest.raises(ModelError) as caught:
+        export_model(classifier_dir, output=target, quantize="int8")
+    assert "int8 graph changes too many predictions" in str(caught.value)
+    assert "labels agree on 90.0% of 32 texts; required at least 99%" in str(caught.value)
+    assert "--min-agreement" in caught.value.hint
+    assert not target.exists()
+
+
+def test_bad_options_fail_before_any_work(classifier_dir, tmp_path):
+    with pytest.raises(UsageError, match="--format"):
+        export_model(classifier_dir, output=tmp_path / "x", format="tflite")
+    with pytest.raises(UsageError, match="--quantize"):
+        export_model(classifier_dir, output=tmp_path / "x", quantize="int4")
+    with pytest.raises(UsageError, match="inside the model folder"):
+        export_model(classifier_dir, output=classifier_dir / "onnx")
+
+
+# --------------------------------------------------------------------------- sample texts
+
+
+def test_sample_texts_from_a_file_else_built_in(tiny_sentiment_files):
+    texts, pairs, where = sample_texts(None, tiny_sentiment_files / "validation.csv", False, 256)
+    assert len(texts) == 12 and pairs is None and "validation.csv" in where
+
+    texts, pairs, where = sample_texts(None, None, True, 5)
+    assert texts == list(BUILTIN_TEXTS[:5])
+    assert pairs == texts[1:] + texts[:1]
+    assert where == "built-in sentences in pairs"
