@@ -68,6 +68,7 @@ def evaluate_classifier(
     from bertkit.inference import check_pairs, load_classifier
     from bertkit.metrics import compute_classification_metrics, evaluate_library_metric, main_metric
 
+    check_report_dir(output)
     classifier = load_classifier(model, root=root, device=device)
     recipe = classifier.recipe
     columns = _columns(recipe.data if recipe else None, text, text_pair, label)
@@ -116,6 +117,19 @@ def evaluate_classifier(
         files=files,
         extra={"examples_per_second": len(table) / max(seconds, 1e-9)},
     )
+
+
+def check_report_dir(output: Path | None) -> None:
+    """Refuse a report folder (`--output`) that is an existing file, before any work.
+
+    Raises:
+        UsageError: names the path.
+    """
+    if output is not None and output.exists() and not output.is_dir():
+        raise UsageError(
+            f"{output}: exists and is not a folder; --output names the report folder",
+            hint="give a folder path (it is created if missing)",
+        )
 
 
 def _columns(

@@ -139,10 +139,12 @@ def evaluate_masked_lm(
     """
     from bertkit.data.corpus import build_sequences, load_corpus
     from bertkit.data.masking import MlmCollator, premask
+    from bertkit.evaluation import check_report_dir
     from bertkit.recipe.loading import load_recipe
     from bertkit.training.runner import quiet_libraries
 
     quiet_libraries()
+    check_report_dir(output)
     mlm = load_masked_lm(model, root=root, device=device)
     recipe = load_recipe(mlm.run.recipe_file) if mlm.run and mlm.run.recipe_file.is_file() else None
     settings = recipe.mlm if recipe else MlmSection()

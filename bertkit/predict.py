@@ -155,6 +155,15 @@ def predict_file(
     return stats
 
 
+def write_predictions(records: list[dict[str, Any]], output: Path, output_format: str | None = None) -> None:
+    """Write finished prediction records to a file (JSONL, CSV or TSV), atomically."""
+    fmt = _output_format(output, output_format)
+    with _atomic_output(output) as handle:
+        writer = _Writer(handle, fmt)
+        for record in records:
+            writer.write(record)
+
+
 def _rows_with_text(
     rows: Iterator[tuple[int | None, dict[str, Any]]],
     source: Path,
@@ -210,6 +219,10 @@ class _atomic_output:  # noqa: N801 - used as a context manager, reads like a fu
     def __enter__(self) -> IO[str]:
         if self.path is None or is_stdin(self.path):
             return sys.stdout
+        if self.path.is_dir():
+            raise UsageError(
+                f"{self.path}: is a folder", hint="give --output a file name, e.g. predictions.jsonl"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
@@ -225,10 +238,17 @@ class _atomic_output:  # noqa: N801 - used as a context manager, reads like a fu
         if self.handle is None or self.tmp is None or self.path is None:
             return
         self.handle.close()
-        if kind is None:
-            os.replace(self.tmp, self.path)
-        else:
+        if kind is not None:
             self.tmp.unlink(missing_ok=True)
+            return
+        try:
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.tmp.unlink(missing_ok=True)
+            raise UsageError(
+                f"{self.path}: cannot write the output: {exc.strerror or exc}",
+                hint="choose a writable --output path",
+            ) from None
 
 
 class _Writer:
@@ -238,19 +258,27 @@ class _Writer:
         self.handle = handle
         self.fmt = fmt
         self.csv: Any = None
+        self.rows = 0
 
     def write(self, record: dict[str, Any]) -> None:
         if self.fmt == "jsonl":
             self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             return
         flat = _flatten(record)
+        if self.csv is not None and not flat.keys() <= set(self.csv.fieldnames):
+            extra = sorted(set(flat) - set(self.csv.fieldnames))
+            raise DataError(
+                f"column {extra[0]!r} first appears after the CSV header was written "
+                f"(row {self.rows + 1}); a CSV file has one set of columns",
+                hint="write JSONL instead (--output out.jsonl), or give every input row the same fields",
+            )
+        self.rows += 1
         if self.csv is None:
             delimiter = "\t" if self.fmt == "tsv" else ","
             self.csv = csv.DictWriter(
                 self.handle,
                 fieldnames=list(flat),
                 delimiter=delimiter,
-                extrasaction="ignore",
                 lineterminator="\n",
             )
             self.csv.writeheader()
@@ -271,9 +299,13 @@ def _flatten(record: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def count_rows(source: Path) -> int | None:
-    """A fast estimate of the rows in a file (its line count), for progress bars."""
-    if is_stdin(source) or file_format(source) in ("json", "parquet"):
+def count_rows(source: Path, fmt: str | None = None) -> int | None:
+    """A fast estimate of the rows in a file (its line count), for progress bars.
+
+    None when it cannot tell cheaply (stdin, JSON, Parquet) or the file is missing:
+    reading it then reports the problem properly.
+    """
+    if is_stdin(source) or not source.is_file() or file_format(source, fmt) in ("json", "parquet"):
         return None
     count = 0
     with source.open("rb") as handle:

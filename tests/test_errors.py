@@ -710,9 +710,6 @@ CALLS = [
             1,
             ("{tmp}/nope.txt: file not found",),
         ),
-        marks=pytest.mark.xfail(
-            strict=True, reason="bug: predict count_rows opens --input first (FileNotFoundError)"
-        ),
     ),
     pytest.param(
         Call(
@@ -720,10 +717,6 @@ CALLS = [
             _output_is_a_folder,
             2,
             ("{tmp}/out.jsonl",),
-        ),
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="bug: predict.py _atomic_output renames onto a folder: IsADirectoryError traceback",
         ),
     ),
     pytest.param(
@@ -741,9 +734,6 @@ CALLS = [
             2,
             ("{tmp}/eval.csv",),
         ),
-        marks=pytest.mark.xfail(
-            strict=True, reason="bug: evaluation report mkdir on an existing file: FileExistsError traceback"
-        ),
     ),
 ]
 
@@ -759,7 +749,6 @@ def test_bad_eval_or_predict_input(run_cli, env, call: Call):
     assert not list(env.tmp.glob(".*.tmp")), "no temporary output left behind"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: predict with text arguments silently ignores --output")
 def test_predict_arguments_with_output_write_it_or_refuse(run_cli, env):
     target = env.tmp / "p.jsonl"
     result = run_cli("predict", "--model", env.models.single, "the film was good .", "--output", target)
@@ -899,11 +888,6 @@ def test_a_nan_loss_stops_training_with_the_step_and_a_hint(env, nan_from_step):
     assert good.is_dir() and _finite(good)  # the last good checkpoint is kept
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: training/runner.py CheckpointState.on_epoch_end asks for a save after StopOnNonFinite "
-    "stopped training, so checkpoint-2 (NaN weights) is written and is what --resume would pick",
-)
 def test_a_nan_loss_saves_no_checkpoint_after_the_bad_step(env, nan_from_step):
     from bertkit.training.finetune import finetune
 
@@ -916,11 +900,6 @@ def test_a_nan_loss_saves_no_checkpoint_after_the_bad_step(env, nan_from_step):
     assert all(_finite(p) for p in checkpoints)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: training/callbacks.py StopOnNonFinite only sees logged losses: with logging_steps > 1 the "
-    "loss is averaged, the step named is the logging step, and checkpoints saved in between hold NaN weights",
-)
 def test_a_nan_loss_between_logging_steps_is_caught_at_its_step(env, nan_from_step):
     from bertkit.training.finetune import finetune
 

@@ -407,14 +407,12 @@ def test_missing_text_column_is_named(run_cli, trained, tmp_path):
     assert "--text-column" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: count_rows opens --input before any check: FileNotFoundError")
 def test_missing_input_file_is_a_clear_error(run_cli, trained, tmp_path):
     result = run_cli("predict", "--model", trained.run, "--input", tmp_path / "nope.txt")
     assert result.exit_code == 1
     assert "file not found" in result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="bug: count_rows ignores --input-format and refuses the extension")
 def test_input_format_works_for_any_extension(run_cli, trained, tmp_path):
     source = tmp_path / "texts.dat"
     source.write_text(f"{POSITIVE}\n{NEGATIVE}\n", encoding="utf-8")
@@ -423,7 +421,6 @@ def test_input_format_works_for_any_extension(run_cli, trained, tmp_path):
     assert len(result.stdout.splitlines()) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug: CSV output silently drops columns the first row does not have")
 def test_csv_output_keeps_columns_first_seen_after_the_first_row(run_cli, trained, tmp_path):
     source = tmp_path / "input.jsonl"
     source.write_text(

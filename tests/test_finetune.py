@@ -336,11 +336,6 @@ def test_failure_after_the_run_directory_exists_removes_it(tmp_path, tiny_model_
     assert not root.exists() or not any(root.iterdir())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a train.metric undefined on the validation data (roc_auc, one class) crashes the "
-    "Trainer with a raw KeyError at the first evaluation",
-)
 def test_a_selection_metric_the_validation_data_cannot_give_is_a_clear_error(
     tmp_path, tiny_model_dir, tiny_sentiment_files
 ):

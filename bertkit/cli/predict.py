@@ -102,7 +102,7 @@ def predict(
         return
     classifier = load_backend_classifier(model, backend=backend, quantize=quantize, device=device)
     if texts:
-        _predict_arguments(classifier, texts, top_k, batch_size, as_json)
+        _predict_arguments(classifier, texts, top_k, batch_size, as_json, output)
     else:
         _predict_file(
             classifier,
@@ -144,7 +144,7 @@ def _fill_mask(model, texts, top_k, device, as_json, backend, quantize) -> None:
         out.print(table)
 
 
-def _predict_arguments(classifier, texts, top_k, batch_size, as_json) -> None:
+def _predict_arguments(classifier, texts, top_k, batch_size, as_json, output) -> None:
     import json
 
     from rich.table import Table
@@ -153,6 +153,13 @@ def _predict_arguments(classifier, texts, top_k, batch_size, as_json) -> None:
     from bertkit.predict import predict_texts
 
     results = predict_texts(classifier, texts, top_k=top_k, batch_size=batch_size)
+    if output is not None:
+        from bertkit.console import err
+        from bertkit.predict import write_predictions
+
+        write_predictions([{"text": t, **r} for t, r in zip(texts, results, strict=True)], output)
+        err.print(f"{len(texts)} predictions -> {output}")
+        return
     if as_json:
         out.print_json(json.dumps([{"text": t, **r} for t, r in zip(texts, results, strict=True)]))
         return
@@ -187,7 +194,7 @@ def _predict_file(
     from bertkit.console import err, warn
     from bertkit.predict import count_rows, predict_file
 
-    total = count_rows(source)
+    total = count_rows(source, input_format)
     columns = [TextColumn("[bold]predicting[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(
         *columns, console=err, transient=True, disable=output is None and not err.is_terminal

@@ -72,8 +72,7 @@ def finetune(
     from bertkit.recipe import load_recipe
 
     loaded = load_recipe(recipe, overrides or [])
-    if num_processes:
-        _relaunch(num_processes, loaded.train.accelerate_config)
+    _relaunch_if_needed(num_processes, loaded.train.accelerate_config)
     from bertkit.training.finetune import finetune as run_finetune
 
     result = run_finetune(
@@ -88,11 +87,12 @@ def finetune(
     render_result(result)
 
 
-def _relaunch(processes: int, config: str | None) -> None:
-    """Run this same command under `accelerate launch` with N processes, then exit with its code."""
-    from bertkit.training.launch import relaunch
+def _relaunch_if_needed(processes: int | None, config: str | None) -> None:
+    """Run this same command under `accelerate launch` when asked, then exit with its code."""
+    from bertkit.training.launch import relaunch, should_relaunch
 
-    raise typer.Exit(relaunch(sys.argv, processes, config))
+    if should_relaunch(processes, config):
+        raise typer.Exit(relaunch(sys.argv, processes, config))
 
 
 def render_result(result) -> None:
@@ -140,8 +140,7 @@ def pretrain(
     from bertkit.recipe import load_recipe
 
     loaded = load_recipe(recipe, overrides or [])
-    if num_processes:
-        _relaunch(num_processes, loaded.train.accelerate_config)
+    _relaunch_if_needed(num_processes, loaded.train.accelerate_config)
     from bertkit.training.pretrain import pretrain as run_pretrain
 
     result = run_pretrain(

@@ -187,6 +187,8 @@ def recipe_from_dict(
         split = key.removeprefix("data.")
         if isinstance(value, str) and split in _DATA_SPLITS:
             _resolve_paths(data, Path.cwd(), only=split)  # a path given on the command line
+        elif isinstance(value, str) and key == "train.accelerate_config":
+            _resolve_paths(data, Path.cwd(), only="accelerate_config")
         for known in [k for k in where if k == key or k.startswith(key + ".")]:
             del where[known]
         where[key] = f"--set {item}"
@@ -222,9 +224,13 @@ def dump_recipe(recipe: Recipe) -> str:
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path, only: str | None = None) -> None:
-    """Make relative local data paths absolute against `base`, in place."""
+    """Make relative local paths (data splits, the Accelerate config) absolute against `base`."""
+    train = raw.get("train")
+    config = train.get("accelerate_config") if isinstance(train, dict) else None
+    if only in (None, "accelerate_config") and isinstance(config, str):
+        train["accelerate_config"] = _absolute(config, base)
     data = raw.get("data")
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or only == "accelerate_config":
         return
     for split in _DATA_SPLITS if only is None else (only,):
         value = data.get(split)

@@ -14,15 +14,14 @@ from typing import Any
 
 from bertkit.console import is_main_process, note, warn
 from bertkit.data.classification import ClassificationData, load_classification_data
-from bertkit.data.labels import LabelSpec
 from bertkit.errors import RecipeError
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import RunDirectory
 from bertkit.training.arguments import Selection
 from bertkit.training.distributed import join_processes
 from bertkit.training.runner import (
-    check_max_length,
     cleanup_on_failure,
+    preflight,
     quiet_libraries,
     save_model,
     start_run,
@@ -82,17 +81,18 @@ def finetune(
     from bertkit.models import load_tokenizer, resolve_model
     from bertkit.training.devices import resolve_placement
 
-    # 1. Cheap checks first: data, labels, model reference, tokenizer, precision, run directory.
-    data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed, limit=limit)
-    class_weights = resolve_class_weights(recipe, data)
-    selection = select_metric(recipe, data.labels)  # an unknown train.metric fails now, not later
+    # 1. Cheap checks first: model and tokenizer, every data problem at once, labels,
+    #    settings, precision, the run directory.
     ref = resolve_model(str(recipe.model.name))
     tokenizer = load_tokenizer(
         str(recipe.model.tokenizer or recipe.model.name),
         revision=recipe.model.revision,
         trust_remote_code=recipe.model.trust_remote_code,
     )
-    check_max_length(recipe, tokenizer)
+    preflight(recipe, limit, tokenizer)
+    data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed, limit=limit)
+    class_weights = resolve_class_weights(recipe, data)
+    selection = select_metric(recipe, data)  # a train.metric the data cannot give fails now, not later
     placement = resolve_placement(recipe.train.precision, device)
     join_processes(placement.device)
     run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)
@@ -241,18 +241,25 @@ def _train(
     return TrainingResult(run, metrics, selection.metric, notes)
 
 
-def select_metric(recipe: Recipe, spec: LabelSpec) -> Selection:
+def select_metric(recipe: Recipe, data: ClassificationData) -> Selection:
     """The metric that picks the best checkpoint: `train.metric`, else the task's default.
 
     Raises:
-        BertkitError: `train.metric` is not a metric this task reports.
+        BertkitError: `train.metric` is not a metric this task reports, or one the
+            validation data cannot give (ROC AUC needs both classes).
     """
     from bertkit.metrics import main_metric, resolve_metric
 
-    if recipe.train.metric:
-        name, greater = resolve_metric(recipe.train.metric, spec.problem, spec.num_labels, list(spec.names))
-    else:
-        name, greater = main_metric(spec.problem, spec.num_labels)
+    spec = data.labels
+    if not recipe.train.metric:
+        return Selection(*main_metric(spec.problem, spec.num_labels))
+    name, greater = resolve_metric(recipe.train.metric, spec.problem, spec.num_labels, list(spec.names))
+    validation = data.targets.get("validation")
+    if name == "roc_auc" and validation is not None and len(set(validation)) < 2:
+        raise RecipeError(
+            "train.metric: roc_auc is undefined on validation data that holds a single class",
+            hint="use another train.metric (accuracy, f1_macro, mcc), or validation data with both classes",
+        )
     return Selection(name, greater)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -22,12 +23,19 @@ def child_arguments(argv: list[str]) -> list[str]:
     return args
 
 
-def launch_command(argv: list[str], processes: int, config: str | None, port: int | None = None) -> list[str]:
-    """The `accelerate launch` command line that runs `bertkit <argv>` in N processes."""
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes)]
+def launch_command(
+    argv: list[str], processes: int | None, config: str | None, port: int | None = None
+) -> list[str]:
+    """The `accelerate launch` command line that runs `bertkit <argv>` in N processes.
+
+    With a config file and no N, the config's own process count applies.
+    """
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    if processes:
+        command += ["--num_processes", str(processes)]
     if config:
         command += ["--config_file", config]
-    elif processes > 1:
+    elif processes and processes > 1:
         # Without a config file, several processes on one machine is Accelerate's
         # multi-GPU mode (torch.distributed on CUDA, or gloo on CPU-only machines).
         command += ["--multi_gpu", "--num_machines", "1", "--main_process_port", str(port or free_port())]
@@ -41,10 +49,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def relaunch(argv: list[str], processes: int, config: str | None) -> int:
+def should_relaunch(processes: int | None, config: str | None) -> bool:
+    """Whether this command must start the processes itself: asked to (--num-processes),
+    or the recipe names an Accelerate config and no launcher started us."""
+    from bertkit.training.distributed import world_size
+
+    launched = world_size() > 1 or "ACCELERATE_CONFIG_DS_FIELDS" in os.environ or "LOCAL_RANK" in os.environ
+    return not launched and bool(processes or config)
+
+
+def relaunch(argv: list[str], processes: int | None, config: str | None) -> int:
     """Run this bertkit command under `accelerate launch`; return its exit code."""
     from bertkit.console import note
 
     command = launch_command(argv[1:], processes, config)
-    note(f"launching {processes} processes: accelerate launch {' '.join(command[4:])}")
+    note(f"launching through Accelerate: accelerate launch {' '.join(command[3:])}")
     return subprocess.call(command)

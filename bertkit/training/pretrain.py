@@ -24,6 +24,7 @@ from bertkit.training.finetune import TrainingResult
 from bertkit.training.runner import (
     check_max_length,
     cleanup_on_failure,
+    preflight,
     quiet_libraries,
     save_model,
     start_run,
@@ -67,8 +68,9 @@ def pretrain(
     quiet_libraries()
     from bertkit.training.devices import resolve_placement
 
-    corpus = _load_splits(recipe, limit)
     tokenizer = None if recipe.tokenizer.train else _existing_tokenizer(recipe)
+    preflight(recipe, limit, tokenizer)
+    corpus = _load_splits(recipe, limit)
     placement = resolve_placement(recipe.train.precision, device)
     join_processes(placement.device)
     run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)

@@ -243,8 +243,10 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
 
     guard, interrupt = StopOnNonFinite(), StopOnInterrupt()
     schedule = CheckpointState(recipe, recipe.train.save_steps)
-    for callback in (guard, interrupt, schedule, SeedEachEpoch(recipe.train.seed)):
+    # The NaN guard goes last: it vetoes saves the others ask for once the loss broke.
+    for callback in (interrupt, schedule, SeedEachEpoch(recipe.train.seed), guard):
         trainer.add_callback(callback)
+    guard.attach(trainer.model)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if "tensorboard" in recipe.train.report_to:
@@ -275,6 +277,22 @@ def save_model(trainer: Any, run: RunDirectory) -> Path:
     trainer.save_model(str(staging))
     barrier()
     return staging
+
+
+def preflight(recipe: Recipe, limit: int | None, tokenizer: Any) -> None:
+    """Check the recipe's data before any compute: warnings printed, errors raised, all at once.
+
+    Raises:
+        BertkitError: every problem that would make training fail or meaningless.
+    """
+    from bertkit.checks import check_recipe, raise_for_errors
+    from bertkit.console import warn
+
+    report = check_recipe(recipe, limit=limit, tokenizer=tokenizer)
+    for finding in report.warnings:
+        if finding.code != "trust_remote_code":  # loading the tokenizer said so already
+            warn(finding.message + (f" ({finding.hint})" if finding.hint else ""))
+    raise_for_errors(report)
 
 
 def check_max_length(recipe: Recipe, tokenizer: Any) -> None:
