@@ -311,6 +311,7 @@ def run(
     epochs: float = 1.0,
     keep: Path | None = None,
     bertkit_overrides: list[str] | None = None,
+    accuracy_seeds: list[int] | None = None,
 ) -> dict[str, Any]:
     """Train with all three tools, evaluate each on SST-2 dev, and return the numbers.
 
@@ -320,6 +321,11 @@ def run(
         epochs: passes over the training rows, for every tool.
         keep: keep the models, logs and results in this folder (default: a temporary one).
         bertkit_overrides: extra `--set KEY=VALUE` for bertkit, to try a setting.
+        accuracy_seeds: more seeds to train bertkit and the best-practice script with, for
+            accuracy only. One epoch on 872 dev sentences moves by about a point from seed
+            to seed, more than the 0.5-point tolerance; the accuracy target then compares
+            the means over all seeds. (The tutorial script optimises exactly as the
+            best-practice one, padding aside, and is run once: it is 4x slower.)
 
     Returns:
         `tools` (per tool: train samples/s, runtime, wall seconds, dev accuracy,
@@ -353,6 +359,19 @@ def run(
                 tools[tool] = run_bertkit(settings, work, train, model, list(bertkit_overrides or []))
             else:
                 tools[tool] = run_baseline(tool, settings, work, train, model)
+        extra_accuracy: dict[str, list[float]] = {"bertkit": [], "best_practice": []}
+        for seed in accuracy_seeds or []:
+            seeded = Settings(**{**asdict(settings), "seed": seed})
+            folder = work / f"seed-{seed}"
+            folder.mkdir(exist_ok=True)
+            again = {
+                "bertkit": run_bertkit(seeded, folder, train, model, list(bertkit_overrides or [])),
+                "best_practice": run_baseline("best_practice", seeded, folder, train, model),
+            }
+            for tool, result in again.items():
+                extra_accuracy[tool].append(
+                    dev_accuracy(Path(result["model_dir"]), dev_sentences, dev_labels, settings.max_length)
+                )
         tools["bertkit"]["padding_share"] = length_grouped_padding(train_sentences, model, settings)
         tools["bertkit"]["padding_share_estimated"] = True
         for tool, result in tools.items():
@@ -367,16 +386,30 @@ def run(
             shutil.rmtree(work, ignore_errors=True)
 
     ours = tools["bertkit"]
+    for tool, result in tools.items():
+        runs = [result["dev_accuracy"], *extra_accuracy.get(tool, [])] if accuracy_seeds else []
+        if runs:
+            result["dev_accuracy_seeds"] = runs
+            result["dev_accuracy_mean"] = sum(runs) / len(runs)
     for result in tools.values():
         result["bertkit_speedup"] = ours["train_samples_per_second"] / result["train_samples_per_second"]
         result["bertkit_accuracy_gap_points"] = 100 * (ours["dev_accuracy"] - result["dev_accuracy"])
-    worst_gap = min(tools[t]["bertkit_accuracy_gap_points"] for t in TOOLS if t != "bertkit")
+    if accuracy_seeds:
+        compared = ["best_practice"]
+        gap = 100 * (ours["dev_accuracy_mean"] - tools["best_practice"]["dev_accuracy_mean"])
+        tools["best_practice"]["bertkit_mean_accuracy_gap_points"] = gap
+        worst_gap = gap
+    else:
+        compared = [t for t in TOOLS if t != "bertkit"]
+        worst_gap = min(tools[t]["bertkit_accuracy_gap_points"] for t in compared)
     targets = {
         "vs_tutorial": _target(tools["tutorial"]["bertkit_speedup"], TARGET_VS_TUTORIAL),
         "vs_best_practice": _target(tools["best_practice"]["bertkit_speedup"], TARGET_VS_BEST_PRACTICE),
         "accuracy": {
             # bertkit minus the better baseline, in points: negative means bertkit is worse
             "worst_gap_points": worst_gap,
+            "compared_with": compared,
+            "seeds": [settings.seed, *(accuracy_seeds or [])],
             "tolerance_points": ACCURACY_TOLERANCE_POINTS,
             "met": worst_gap >= -ACCURACY_TOLERANCE_POINTS,
         },
@@ -437,10 +470,24 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"speed vs {label}: {t['ratio']:.2f}x (target {t['target']:g}x): {verdict}")
     acc = targets["accuracy"]
     verdict = "met" if acc["met"] else "MISSED"
-    lines.append(
-        f"accuracy: bertkit is {acc['worst_gap_points']:+.2f} points from the better baseline "
-        f"(allowed -{acc['tolerance_points']:g}): {verdict}"
-    )
+    seeds = acc.get("seeds", [result["settings"]["seed"]])
+    if len(seeds) > 1:
+        for tool in ("bertkit", "best_practice"):
+            item = result["tools"][tool]
+            shown = ", ".join(f"{a:.2%}" for a in item["dev_accuracy_seeds"])
+            lines.append(
+                f"{item['name']}: dev accuracy over seeds {seeds}: {shown}; "
+                f"mean {item['dev_accuracy_mean']:.2%}"
+            )
+        lines.append(
+            f"accuracy: bertkit's mean is {acc['worst_gap_points']:+.2f} points from the best-practice "
+            f"script's (allowed -{acc['tolerance_points']:g}): {verdict}"
+        )
+    else:
+        lines.append(
+            f"accuracy: bertkit is {acc['worst_gap_points']:+.2f} points from the better baseline "
+            f"(allowed -{acc['tolerance_points']:g}): {verdict}"
+        )
     if result["tools"]["bertkit"].get("saved_checkpoint"):
         lines.append("note: bertkit's time includes saving its per-epoch checkpoint; the baselines save none")
     if result["quick"]:
@@ -462,6 +509,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="extra recipe override for bertkit only (to try a setting); repeatable",
     )
+    parser.add_argument(
+        "--accuracy-seeds",
+        help="comma-separated extra seeds: train bertkit and the best-practice script again with each "
+        "and compare mean accuracy (single-seed accuracy moves by about a point)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
     if args.rows is not None and not 1 <= args.rows <= SST2_TRAIN_ROWS:
@@ -472,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         epochs=args.epochs,
         keep=args.keep,
         bertkit_overrides=args.bertkit_set,
+        accuracy_seeds=[int(x) for x in args.accuracy_seeds.split(",")] if args.accuracy_seeds else None,
     )
     print(json.dumps(result, indent=2) if args.json else render(result))
     if args.check and not result.get("skipped") and not result["all_met"]:

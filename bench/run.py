@@ -299,8 +299,13 @@ def report(run: dict[str, Any], renders: dict[str, str]) -> str:
         "",
     ]
     for name, text in renders.items():
-        seconds = run["results"][name].get("bench_seconds", 0.0)
-        lines += [f"### {name} ({seconds:.0f} s)", "", "```text", text, "```", ""]
+        result = run["results"][name]
+        seconds = result.get("bench_seconds", 0.0)
+        reused = result.get("reused_from")
+        origin = (
+            f"; result of an earlier run of `bench/{name}.py --json` in the same session" if reused else ""
+        )
+        lines += [f"### {name} ({seconds:.0f} s{origin})", "", "```text", text, "```", ""]
     return "\n".join(lines)
 
 
@@ -321,8 +326,15 @@ def write_benchmarks(path: Path, generated: str) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
-def run_all(names: list[str], quick: bool, argv: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """Run the named benchmarks; return the whole run (rows, machine, versions) and each report."""
+def run_all(
+    names: list[str], quick: bool, argv: list[str], reuse: dict[str, Path] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run the named benchmarks; return the whole run (rows, machine, versions) and each report.
+
+    `reuse` maps a benchmark to the JSON result of an earlier run of it (its own
+    `--json` output) to put in the table instead of running it again; the report
+    says so.
+    """
     start = time.perf_counter()
     info = machine()  # before the benchmarks: the load average says how busy the machine was
     results: dict[str, dict[str, Any]] = {}
@@ -330,7 +342,12 @@ def run_all(names: list[str], quick: bool, argv: list[str]) -> tuple[dict[str, A
     rows: list[dict[str, Any]] = []
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        result = run_one(name, quick)
+        if reuse and name in reuse:
+            importlib.import_module(f"bench.{name}")  # for its summary and render
+            result = json.loads(reuse[name].read_text(encoding="utf-8"))
+            result["reused_from"] = str(reuse[name])
+        else:
+            result = run_one(name, quick)
         results[name] = result
         rows += rows_for(name, result)
         renders[name] = _render(name, result)
@@ -370,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the whole run as JSON on stdout")
     parser.add_argument("--output", type=Path, help="the file to write (default BENCHMARKS.md; quick: none)")
     parser.add_argument("--no-write", action="store_true", help="print only; write no file")
+    parser.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="use the JSON result of an earlier `bench/NAME.py --json` run instead of running NAME",
+    )
     args = parser.parse_args(argv[1:])
     present = available()
     names = present
@@ -381,7 +405,13 @@ def main(argv: list[str] | None = None) -> int:
         missing = [n for n in names if n not in present]
         if missing:
             parser.error(f"not in bench/ yet: {', '.join(missing)}")
-    run, renders = run_all(names, args.quick, argv)
+    reuse = {}
+    for item in args.reuse:
+        name, _, file = item.partition("=")
+        if name not in BENCHMARKS or not file:
+            parser.error(f"--reuse {item}: expected NAME=FILE with NAME one of {', '.join(BENCHMARKS)}")
+        reuse[name] = Path(file)
+    run, renders = run_all(names, args.quick, argv, reuse)
     generated = report(run, renders)
     target = None if args.no_write else args.output or (None if args.quick else DEFAULT_OUTPUT)
     if target is not None:

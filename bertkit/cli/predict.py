@@ -47,6 +47,16 @@ def predict(
         typer.Option("--input-format", help="txt, csv, tsv, jsonl, json or parquet.", show_default=False),
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Also list the k most likely labels.")] = 1,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            min=0.0,
+            max=1.0,
+            help="Multi-label models: predict labels at least this likely. Default: the training setting.",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")] = 64,
     on_error: Annotated[
         str, typer.Option("--on-error", help="stop: fail on a malformed row; skip: skip and report it.")
@@ -101,6 +111,8 @@ def predict(
         _fill_mask(model, texts, top_k if top_k > 1 else 5, device, as_json, backend, quantize)
         return
     classifier = load_backend_classifier(model, backend=backend, quantize=quantize, device=device)
+    if threshold is not None:
+        classifier.threshold = threshold
     if texts:
         _predict_arguments(classifier, texts, top_k, batch_size, as_json, output)
     else:

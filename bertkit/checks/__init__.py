@@ -1,0 +1,126 @@
+"""Check a recipe's data before any compute is spent (`bertkit check`, and the start of training).
+
+The data the recipe points to is read once, with the readers training uses, and every
+problem is collected rather than raised, so a user sees them all in one go. Problems
+that make training fail or meaningless (unreadable rows, missing columns, empty or
+unseen labels, a single class, no text) are errors; problems that make it worse than
+it should be (empty texts, duplicates, leakage between splits, heavy imbalance, many
+truncated texts) are warnings. `raise_for_errors` turns the errors into one exception
+for the training commands. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bertkit.checks.classification import check_classification
+from bertkit.checks.corpus import check_corpus
+from bertkit.checks.report import CheckReport, Finding, SplitStats, TokenStats
+from bertkit.errors import BertkitError, DataError, ModelError, RecipeError
+from bertkit.recipe.schema import Recipe
+
+__all__ = ["CheckReport", "Finding", "SplitStats", "TokenStats", "check_recipe", "raise_for_errors"]
+
+
+def check_recipe(recipe: Recipe, *, limit: int | None = None, tokenizer: Any = None) -> CheckReport:
+    """Read the data a recipe points to and report every problem found, without raising.
+
+    Args:
+        recipe: a validated recipe.
+        limit: check only the first N rows of each split (default: data.limit).
+        tokenizer: the tokenizer to measure token lengths with; default the recipe's
+            (`model.tokenizer` or `model.name`), loaded here.
+
+    Returns:
+        A CheckReport; `report.ok` is False when training would fail or be meaningless.
+    """
+    name = None if recipe.tokenizer.train else (recipe.model.tokenizer or recipe.model.name)
+    report = CheckReport(
+        task=recipe.task,
+        recipe=str(recipe.source) if recipe.source else recipe.run_name,
+        max_length=recipe.data.max_length,
+        tokenizer=name,
+    )
+    loaded = _check_model(recipe, tokenizer, report)
+    limit = limit or recipe.data.limit
+    if recipe.task == "classification":
+        check_classification(recipe, limit, loaded, report)
+    else:
+        check_corpus(recipe, limit, loaded, report)
+    return report
+
+
+def raise_for_errors(report: CheckReport) -> None:
+    """Raise if the report holds errors: the error itself when there is one, else a summary.
+
+    Raises:
+        BertkitError: the single error found (its own class, message and hint), or a
+            DataError listing every error.
+    """
+    errors = report.errors
+    if not errors:
+        return
+    if len(errors) == 1 and errors[0].exception is not None:
+        raise errors[0].exception
+    listed = "\n".join(f"  {f.message}" for f in errors)
+    raise DataError(
+        f"{report.recipe}: {len(errors)} problems make training fail or meaningless:\n{listed}",
+        hint=f"fix them; `bertkit check --recipe {report.recipe}` shows the full report",
+    )
+
+
+def _check_model(recipe: Recipe, given: Any, report: CheckReport) -> Any:
+    """Check the model reference, its weights' format and the tokenizer; return the tokenizer."""
+    from bertkit.models import check_weights_safe, load_tokenizer, resolve_model
+
+    model = recipe.model
+    source = model.tokenizer or model.name
+    if model.trust_remote_code:
+        repositories = " and ".join(dict.fromkeys(str(n) for n in (model.name, model.tokenizer) if n))
+        report.add(
+            "warning",
+            "trust_remote_code",
+            f"model.trust_remote_code is on: code from {repositories} will run on this machine",
+            hint="turn it off unless you have read that repository's code",
+        )
+    if model.init == "pretrained" and model.name:
+        try:
+            check_weights_safe(resolve_model(model.name), model.allow_pickle)
+        except BertkitError as exc:
+            report.add("error", "model", exc)
+    if given is not None:
+        tokenizer = given
+    elif recipe.tokenizer.train or source is None:
+        report.notes.append(
+            "tokenizer.train is on: the tokenizer is trained first, so token counts are skipped"
+        )
+        return None
+    else:
+        try:
+            tokenizer = load_tokenizer(
+                source, revision=model.revision, trust_remote_code=model.trust_remote_code
+            )
+        except BertkitError as exc:
+            if not any(f.message == str(exc) for f in report.findings):  # the model check said it
+                report.add("error", "model", exc)
+            return None
+    limit = getattr(tokenizer, "model_max_length", None)
+    if limit and limit < 100_000 and recipe.data.max_length > limit:
+        report.add(
+            "error",
+            "max_length",
+            RecipeError(
+                f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} tokens",
+                hint=f"use --set data.max_length={limit} or less",
+            ),
+        )
+    if recipe.task == "mlm" and tokenizer.mask_token is None:
+        report.add(
+            "error",
+            "no_mask_token",
+            ModelError(
+                f"{source}: the tokenizer has no mask token, so it cannot be used for masked-LM training",
+                hint="use a BERT tokenizer (it has [MASK]) or train one with tokenizer.train: true",
+            ),
+        )
+    return tokenizer

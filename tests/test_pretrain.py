@@ -1,0 +1,253 @@
+"""Masked-LM pretraining: sequences, masking, scratch models, evaluation, fill-mask, lineage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bertkit.recipe import load_recipe
+from bertkit.recipe.schema import DataSection, DataSource, MlmSection
+
+
+@pytest.fixture
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def _corpus(tmp_path: Path, lines: list[str], name: str = "corpus.txt") -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _sequences(tokenizer, path: Path, max_length: int, **mlm: object):
+    from bertkit.data.corpus import build_sequences, load_corpus
+
+    settings = MlmSection(**mlm)
+    corpus = load_corpus(DataSource(path=str(path)), DataSection(), settings)
+    return build_sequences(corpus, tokenizer, settings, max_length, seed=0)
+
+
+# --------------------------------------------------------------------------- sequences
+
+
+def test_packing_uses_every_token_and_keeps_the_last_short_block(tmp_path, tokenizer):
+    lines = ["the film was good ."] * 7 + ["the food was very bad and the service was slow ."]
+    built, stats = _sequences(tokenizer, _corpus(tmp_path, lines), max_length=16)
+    content = sum(len(tokenizer.tokenize(line)) for line in lines)
+    assert stats.corpus_tokens == content
+    assert stats.used_tokens == content and stats.dropped_tokens == 0
+    lengths = built["length"]
+    assert all(n == 16 for n in lengths[:-1]) and 2 < lengths[-1] < 16  # only the tail is short
+    assert stats.sequences == len(built)
+    first = built["input_ids"][0]
+    assert first[0] == tokenizer.cls_token_id and first[-1] == tokenizer.sep_token_id
+    # Documents are joined with [SEP]: the first block holds a boundary between documents.
+    assert tokenizer.sep_token_id in first[1:-1]
+
+
+def test_line_by_line_counts_what_truncation_cuts(tmp_path, tokenizer):
+    long_line = " ".join(["good"] * 30)
+    built, stats = _sequences(
+        tokenizer,
+        _corpus(tmp_path, ["the film was good .", long_line]),
+        max_length=12,
+        sequences="line_by_line",
+    )
+    assert stats.sequences == 2
+    assert stats.truncated_documents == 1
+    assert stats.dropped_tokens == 30 - 10
+    assert max(built["length"]) == 12
+
+
+def test_paragraph_documents_split_on_blank_lines(tmp_path, tokenizer):
+    from bertkit.data.corpus import load_corpus
+
+    path = tmp_path / "paragraphs.txt"
+    path.write_text("the film was good .\nthe food was bad .\n\nthe staff were rude .\n", encoding="utf-8")
+    paragraphs = load_corpus(DataSource(path=str(path)), DataSection(), MlmSection(documents="paragraphs"))
+    lines = load_corpus(DataSource(path=str(path)), DataSection(), MlmSection())
+    assert len(paragraphs) == 2 and len(lines) == 3
+
+
+def test_next_sentence_pairs_have_both_labels_and_segment_ids(tmp_path, tokenizer):
+    lines = [f"the film was {w} ." for w in ("good", "bad", "great", "dull", "fun", "slow")] * 5
+    built, _ = _sequences(tokenizer, _corpus(tmp_path, lines), max_length=32, objective="mlm+nsp")
+    labels = set(built["next_sentence_label"])
+    assert labels == {0, 1}
+    row = built[0]
+    assert 0 in row["token_type_ids"] and 1 in row["token_type_ids"]
+    assert row["input_ids"].count(tokenizer.sep_token_id) == 2
+
+
+# --------------------------------------------------------------------------- whole-word masking
+
+
+def test_word_boundaries_join_wordpiece_continuations_and_split_chinese_characters():
+    from bertkit.data.corpus import _boundary_offsets
+
+    # [CLS] play ##ing 我 爱 [SEP]: "play ##ing" is one word; each Chinese character is one.
+    offsets = _boundary_offsets([None, 0, 0, 1, 2, None])
+    starts = [start for start, _ in offsets]
+    ends = [end for _, end in offsets]
+    assert starts[2] == ends[1]  # continuation: no gap
+    assert starts[3] > ends[2] and starts[4] > ends[3]  # new words: a gap each
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer):
+    from bertkit.data.corpus import _boundary_offsets
+    from bertkit.data.masking import MlmCollator
+
+    ids = tokenizer.convert_tokens_to_ids(["[CLS]", "love", "##s", "film", "##s", "[SEP]"])
+    feature = {
+        "input_ids": ids,
+        "attention_mask": [1] * len(ids),
+        "offset_mapping": _boundary_offsets([None, 0, 0, 1, 1, None]),
+    }
+    collator = MlmCollator(tokenizer, probability=0.5, whole_word=True)
+    for seed in range(20):
+        masked = collator.mask([dict(feature)], seed=seed)["labels"][0].tolist()
+        picked = [label != -100 for label in masked]
+        assert picked[1] == picked[2] and picked[3] == picked[4]  # pieces go together
+        assert not picked[0] and not picked[5]  # special tokens never
+
+
+def test_evaluation_masks_are_the_same_every_time(tmp_path, tokenizer):
+    from bertkit.data.masking import MlmCollator, premask
+
+    built, _ = _sequences(
+        tokenizer, _corpus(tmp_path, ["the film was good and the food was great ."] * 6), 16
+    )
+    collator = MlmCollator(tokenizer, probability=0.15, whole_word=False)
+    first, second = premask(built, collator), premask(built, collator)
+    assert first["labels"] == second["labels"] and first["input_ids"] == second["input_ids"]
+    assert any(label != -100 for row in first["labels"] for label in row)
+
+
+# --------------------------------------------------------------------------- training end to end
+
+
+def _mlm_recipe(tmp_path: Path, model: Path | None, corpus: Path, **extra: str) -> Path:
+    lines = [
+        "task: mlm",
+        f"model: {{name: {model}}}"
+        if model
+        else "model: {init: scratch, config: {hidden_size: 32, num_hidden_layers: 1, intermediate_size: 37}}",
+        f"data: {{train: {corpus}, validation: {corpus}, max_length: 32}}",
+        "train: {epochs: 2, batch_size: 8, learning_rate: 0.001, seed: 3, logging_steps: 1}",
+        f"output: {{root: {tmp_path / 'runs'}}}",
+        *(f"{key}: {value}" for key, value in extra.items()),
+    ]
+    path = tmp_path / "mlm.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def mlm_run(tmp_path_factory, tiny_model_dir, tiny_corpus_file):
+    """One continued-pretraining run of the tiny BERT, shared by the tests below."""
+    import torch
+
+    from bertkit.training.pretrain import pretrain
+
+    tmp = tmp_path_factory.mktemp("mlm")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = pretrain(load_recipe(_mlm_recipe(tmp, tiny_model_dir, tiny_corpus_file)))
+    finally:
+        torch.set_num_threads(threads)
+    return result
+
+
+def test_continued_pretraining_writes_a_complete_run(mlm_run):
+    run = mlm_run.run.path
+    for name in ("run.json", "recipe.yaml", "README.md", "metrics.json", "sequences.json", "log.jsonl"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert config["architectures"] == ["BertForMaskedLM"]
+    validation = mlm_run.metrics["validation"]
+    assert validation["perplexity"] == pytest.approx(2.718281828 ** validation["loss"], rel=1e-6)
+    assert 0.0 <= validation["masked_accuracy"] <= 1.0
+    assert json.loads((run / "sequences.json").read_text())["dropped_tokens"] == 0
+    assert "fill-mask" in (run / "README.md").read_text()
+
+
+def test_mlm_eval_is_reproducible_and_compares_with_a_baseline(run_cli, mlm_run, tiny_model_dir):
+    first = run_cli("eval", "--model", mlm_run.run.path, "--json")
+    second = run_cli("eval", "--model", mlm_run.run.path, "--json", "--baseline", tiny_model_dir)
+    assert first.exit_code == 0, first.output
+    assert second.exit_code == 0, second.output
+    ours, again = json.loads(first.stdout)["metrics"], json.loads(second.stdout)
+    assert again["metrics"] == ours  # fixed masks: the same numbers every time
+    assert again["baseline"]["loss"] != ours["loss"]
+    # The run scored on its own validation text matches what training reported.
+    assert ours["loss"] == pytest.approx(mlm_run.metrics["validation"]["loss"], rel=1e-4)
+
+
+def test_fill_mask_lists_candidates_for_every_mask(run_cli, mlm_run):
+    result = run_cli(
+        "predict", "--model", mlm_run.run.path, "the [MASK] was [MASK] .", "--top-k", "3", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    (answer,) = json.loads(result.stdout)
+    assert len(answer["masks"]) == 2
+    for candidates in answer["masks"]:
+        assert len(candidates) == 3
+        scores = [c["score"] for c in candidates]
+        assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+def test_a_classifier_fine_tuned_from_a_pretraining_run_records_its_lineage(
+    tmp_path, mlm_run, tiny_sentiment_files, tiny_model_dir
+):
+    from bertkit.training.finetune import finetune
+
+    recipe = tmp_path / "classify.yaml"
+    recipe.write_text(
+        f"task: classification\nmodel: {{name: {mlm_run.run.path}}}\n"
+        f"data: {{train: {tiny_sentiment_files / 'train.csv'}, max_length: 32}}\n"
+        f"train: {{max_steps: 2, batch_size: 8}}\noutput: {{root: {tmp_path / 'runs'}}}\n",
+        encoding="utf-8",
+    )
+    result = finetune(load_recipe(recipe))
+    started = json.loads((result.run.path / "run.json").read_text())["started_from"]
+    assert started == [str(mlm_run.run.path), str(tiny_model_dir)]
+    card = (result.run.path / "README.md").read_text()
+    assert str(tiny_model_dir) in card and str(mlm_run.run.path) in card
+
+
+def test_a_tiny_bert_from_scratch_with_its_own_tokenizer(tmp_path, tiny_corpus_file):
+    from bertkit.training.pretrain import pretrain
+
+    recipe = _mlm_recipe(
+        tmp_path, None, tiny_corpus_file, tokenizer="{train: true, vocab_size: 120, min_frequency: 1}"
+    )
+    result = pretrain(load_recipe(recipe))
+    run = result.run.path
+    vocab = (run / "model" / "vocab.txt").read_text().split()
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) <= 120
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert config["hidden_size"] == 32 and config["vocab_size"] == len(vocab)
+    losses = [r["loss"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    assert losses[-1] < losses[0]  # it learns
+
+
+def test_tokenizer_train_command_writes_a_bert_tokenizer(run_cli, tmp_path, tiny_corpus_file):
+    from transformers import AutoTokenizer
+
+    chinese = _corpus(tmp_path, ["我爱自然语言处理", "自然语言很有趣"] * 10, "zh.txt")
+    output = tmp_path / "tok"
+    result = run_cli(
+        "tokenizer", "train", "--input", tiny_corpus_file, "--input", chinese, "--vocab-size", "150",
+        "--min-frequency", "1", "--output", output,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    loaded = AutoTokenizer.from_pretrained(output)
+    assert loaded.mask_token == "[MASK]"
+    assert loaded.tokenize("自然") == ["自", "然"]  # Chinese characters are tokens of their own
+    assert loaded.tokenize("The FILM") == ["the", "film"]  # uncased by default
