@@ -69,13 +69,33 @@ def finetune(
       bertkit finetune --recipe my.yaml --set output.dir=runs/exp1 --resume
       bertkit finetune --recipe sentiment --num-processes 4      # 4 GPUs
     """
+    _train("finetune", recipe, overrides, limit, resume, resume_from, overwrite, device, num_processes)
+
+
+def _train(
+    command: str,
+    recipe: str,
+    overrides: list[str] | None,
+    limit: int | None,
+    resume: bool,
+    resume_from: Path | None,
+    overwrite: bool,
+    device: str | None,
+    num_processes: int | None,
+) -> None:
+    """Load the recipe, launch more processes if asked, train, and print the summary."""
     from bertkit.recipe import load_recipe
+    from bertkit.training.launch import relaunch, should_relaunch
 
     loaded = load_recipe(recipe, overrides or [])
-    _relaunch_if_needed(num_processes, loaded.train.accelerate_config)
-    from bertkit.training.finetune import finetune as run_finetune
-
-    result = run_finetune(
+    config = loaded.train.accelerate_config
+    if should_relaunch(num_processes, config):
+        raise typer.Exit(relaunch(sys.argv, num_processes, config))
+    if command == "finetune":
+        from bertkit.training.finetune import finetune as run
+    else:
+        from bertkit.training.pretrain import pretrain as run
+    result = run(
         loaded,
         limit=limit,
         resume=resume,
@@ -85,14 +105,6 @@ def finetune(
         command=sys.argv,
     )
     render_result(result)
-
-
-def _relaunch_if_needed(processes: int | None, config: str | None) -> None:
-    """Run this same command under `accelerate launch` when asked, then exit with its code."""
-    from bertkit.training.launch import relaunch, should_relaunch
-
-    if should_relaunch(processes, config):
-        raise typer.Exit(relaunch(sys.argv, processes, config))
 
 
 def render_result(result) -> None:
@@ -137,19 +149,4 @@ def pretrain(
       bertkit pretrain --recipe mlm --set data.train=corpus/*.txt
       bertkit pretrain --recipe scratch-tiny --set train.max_steps=200
     """
-    from bertkit.recipe import load_recipe
-
-    loaded = load_recipe(recipe, overrides or [])
-    _relaunch_if_needed(num_processes, loaded.train.accelerate_config)
-    from bertkit.training.pretrain import pretrain as run_pretrain
-
-    result = run_pretrain(
-        loaded,
-        limit=limit,
-        resume=resume,
-        resume_from=resume_from,
-        overwrite=overwrite,
-        device=device,
-        command=sys.argv,
-    )
-    render_result(result)
+    _train("pretrain", recipe, overrides, limit, resume, resume_from, overwrite, device, num_processes)
