@@ -185,8 +185,9 @@ def test_mlm_eval_is_reproducible_and_compares_with_a_baseline(run_cli, mlm_run,
     ours, again = json.loads(first.stdout)["metrics"], json.loads(second.stdout)
     assert again["metrics"] == ours  # fixed masks: the same numbers every time
     assert again["baseline"]["loss"] != ours["loss"]
-    # The run scored on its own validation text matches what training reported.
-    assert ours["loss"] == pytest.approx(mlm_run.metrics["validation"]["loss"], rel=1e-4)
+    # The run scored on its own validation text matches what training reported (the
+    # same masked positions; batches differ, and the loss is a mean of batch means).
+    assert ours["loss"] == pytest.approx(mlm_run.metrics["validation"]["loss"], rel=5e-3)
 
 
 def test_fill_mask_lists_candidates_for_every_mask(run_cli, mlm_run):
@@ -228,11 +229,14 @@ def test_a_tiny_bert_from_scratch_with_its_own_tokenizer(tmp_path, tiny_corpus_f
         tmp_path, None, tiny_corpus_file, tokenizer="{train: true, vocab_size: 120, min_frequency: 1}"
     )
     result = pretrain(load_recipe(recipe))
+    from transformers import AutoTokenizer
+
     run = result.run.path
-    vocab = (run / "model" / "vocab.txt").read_text().split()
-    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and len(vocab) <= 120
+    vocab = AutoTokenizer.from_pretrained(run / "model").convert_ids_to_tokens(list(range(5)))
+    assert vocab == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     config = json.loads((run / "model" / "config.json").read_text())
-    assert config["hidden_size"] == 32 and config["vocab_size"] == len(vocab)
+    size = len(AutoTokenizer.from_pretrained(run / "model"))
+    assert config["hidden_size"] == 32 and config["vocab_size"] == size <= 120
     losses = [r["loss"] for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "loss" in r]
     assert losses[-1] < losses[0]  # it learns
 

@@ -62,7 +62,12 @@ def raise_for_errors(report: CheckReport) -> None:
         return
     if len(errors) == 1 and errors[0].exception is not None:
         raise errors[0].exception
-    listed = "\n".join(f"  {f.message}" for f in errors)
+    lines = []
+    for finding in errors:
+        lines.append(f"  {finding.message}")
+        if finding.hint:
+            lines.append(f"    ({finding.hint})")
+    listed = "\n".join(lines)
     raise DataError(
         f"{report.recipe}: {len(errors)} problems make training fail or meaningless:\n{listed}",
         hint=f"fix them; `bertkit check --recipe {report.recipe}` shows the full report",

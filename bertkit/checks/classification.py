@@ -201,14 +201,12 @@ def _check_training_settings(
     from bertkit.data.classification import ClassificationData
     from bertkit.training.finetune import resolve_class_weights, select_metric
 
-    try:
-        select_metric(recipe, spec)
-    except BertkitError as exc:
-        report.add("error", "recipe", exc)
-    try:
-        resolve_class_weights(recipe, ClassificationData(tables, spec, {"train": targets}))
-    except BertkitError as exc:
-        report.add("error", "recipe", exc)
+    data = ClassificationData(tables, spec, {"train": targets})
+    for check in (select_metric, resolve_class_weights):
+        try:
+            check(recipe, data)
+        except BertkitError as exc:
+            report.add("error", "recipe", exc)
 
 
 def _check_texts(

@@ -171,11 +171,11 @@ class StopOnNonFinite(TrainerCallback):
         self.detach()
 
     def _veto_if_bad(self, control: TrainerControl) -> None:
-        if self._first is None or self.bad_step is not None:
-            return
-        step, loss = self._first.tolist()
-        if step >= 0:
-            self.bad_step, self.bad_loss = int(step), loss
+        if self.bad_step is None and self._first is not None:
+            step, loss = self._first.tolist()
+            if step >= 0:
+                self.bad_step, self.bad_loss = int(step), loss
+        if self.bad_step is not None:  # every later save request too (the epoch end's)
             control.should_training_stop = True
             control.should_save = False
             control.should_evaluate = False
