@@ -36,6 +36,15 @@ def batch_size(train: TrainSection, device: str) -> int:
     return train.batch_size
 
 
+def micro_batch_splits(train: TrainSection, device: str) -> int:
+    """Micro-batches per batch when `train.group_by_length` is on (else 1); see sampling.py."""
+    from bertkit.training.sampling import micro_batches
+
+    if not train.group_by_length or train.batch_size == "auto":
+        return 1
+    return micro_batches(train.batch_size, device)
+
+
 def training_arguments(
     train: TrainSection,
     output_dir: Path,
@@ -61,6 +70,9 @@ def training_arguments(
     from transformers import TrainingArguments
 
     per_device = batch_size(train, placement.device)
+    # Each batch runs as `splits` length-sorted micro-batches (BertkitTrainer): the
+    # Trainer sees the micro-batch size and accumulates over them.
+    splits = micro_batch_splits(train, placement.device)
     eval_strategy = train.eval_every if evaluate else "no"
     # Checkpoints follow evaluations, so the best one is always on disk; without
     # evaluation they are saved each epoch (or every save_steps) for resuming.
@@ -76,10 +88,10 @@ def training_arguments(
         output_dir=str(output_dir),
         num_train_epochs=train.epochs,
         max_steps=train.max_steps or -1,
-        per_device_train_batch_size=per_device,
+        per_device_train_batch_size=per_device // splits,
         per_device_eval_batch_size=train.eval_batch_size or per_device * 2,
         auto_find_batch_size=train.batch_size == "auto" and cuda,
-        gradient_accumulation_steps=train.gradient_accumulation,
+        gradient_accumulation_steps=train.gradient_accumulation * splits,
         learning_rate=train.learning_rate,
         weight_decay=train.weight_decay,
         warmup_steps=train.warmup,  # below 1: a ratio of all steps (transformers 5)
@@ -92,7 +104,8 @@ def training_arguments(
         fp16=placement.precision == "fp16",
         tf32=placement.tf32 or None,
         use_cpu=placement.device == "cpu",
-        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        # Length grouping is BertkitTrainer's (bertkit/training/sampling.py), not the Trainer's.
+        train_sampling_strategy="random",
         eval_strategy=eval_strategy,
         eval_steps=train.eval_steps if eval_strategy == "steps" else None,
         save_strategy=save_strategy,

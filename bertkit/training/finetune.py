@@ -128,7 +128,7 @@ def _train(
     notes: list[str],
     command: list[str],
 ) -> TrainingResult:
-    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, set_seed
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, set_seed
     from transformers.trainer_callback import EarlyStoppingCallback
 
     from bertkit.data.tokenize import tokenize_texts
@@ -137,9 +137,10 @@ def _train(
     from bertkit.metrics import make_compute_metrics
     from bertkit.models import load_model
     from bertkit.recipe.loading import dump_recipe
-    from bertkit.training.arguments import training_arguments
+    from bertkit.training.arguments import micro_batch_splits, training_arguments
     from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
+    from bertkit.training.trainer import BertkitTrainer
 
     spec = data.labels
     if is_main_process():
@@ -200,7 +201,7 @@ def _train(
     elif recipe.train.early_stopping:
         warn("train.early_stopping needs validation data; it is off for this run")
 
-    trainer = Trainer(
+    trainer = BertkitTrainer(
         model=model,
         args=args,
         train_dataset=tokenized["train"],
@@ -214,6 +215,7 @@ def _train(
         ),
         compute_loss_func=weighted_loss(class_weights) if class_weights else None,
         callbacks=callbacks,
+        micro_batches=micro_batch_splits(recipe.train, placement.device),
     )
     output = train(trainer, run, recipe, checkpoint, "finetune")
 

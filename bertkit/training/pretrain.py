@@ -155,14 +155,15 @@ def _train(
     checkpoint: Path | None,
     command: list[str],
 ) -> TrainingResult:
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     from bertkit.data.masking import MlmCollator, premask
     from bertkit.files import atomic_write_text
     from bertkit.recipe.loading import dump_recipe
-    from bertkit.training.arguments import training_arguments
+    from bertkit.training.arguments import micro_batch_splits, training_arguments
     from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
+    from bertkit.training.trainer import BertkitTrainer
 
     if is_main_process():
         atomic_write_text(run.recipe_file, dump_recipe(recipe))
@@ -197,8 +198,11 @@ def _train(
     has_eval = "validation" in sequences
     selection = Selection(MAIN_METRIC, greater_is_better=False) if has_eval else None
     nsp = recipe.mlm.objective == "mlm+nsp"
+    # Packed blocks all have the same length: sorting them into micro-batches saves nothing.
+    packed = recipe.mlm.sequences == "packing" and not nsp
+    train_settings = recipe.train.model_copy(update={"group_by_length": False}) if packed else recipe.train
     args = training_arguments(
-        recipe.train,
+        train_settings,
         run.checkpoints,
         placement,
         evaluate=has_eval,
@@ -206,7 +210,7 @@ def _train(
         keep_columns=True,
         label_names=["labels", "next_sentence_label"] if nsp else None,
     )
-    trainer = Trainer(
+    trainer = BertkitTrainer(
         model=model,
         args=args,
         train_dataset=sequences["train"],
@@ -215,12 +219,8 @@ def _train(
         data_collator=collator,
         compute_metrics=masked_lm_metrics,
         preprocess_logits_for_metrics=predicted_tokens,
-        callbacks=[
-            RichProgress(
-                args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
-            ),
-            JsonlLog(run.path / "log.jsonl"),
-        ],
+        callbacks=[RichProgress.for_args(args), JsonlLog(run.path / "log.jsonl")],
+        micro_batches=micro_batch_splits(train_settings, placement.device),
     )
     output = train(trainer, run, recipe, checkpoint, "pretrain")
 

@@ -10,7 +10,6 @@ Ctrl-C, and the final save.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import signal
@@ -171,32 +170,6 @@ class CheckpointState(TrainerCallback):
             atomic_write_json(folder / CHECKPOINT_MARKER, record)
 
 
-class SeedEachEpoch(TrainerCallback):
-    """Seed the random generators at every epoch from (seed, epoch).
-
-    Length-grouped batches are shuffled with the global generator when an epoch's
-    data loader starts. Seeding it per epoch makes that order a function of the
-    epoch alone, so a run resumed from a checkpoint, even one killed mid-epoch,
-    sees the same batches as an uninterrupted run. Seeding again at the epoch end,
-    before the epoch's checkpoint is written, makes a resume at an epoch boundary
-    restore that same state.
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self._seed(math.floor((state.epoch or 0) + 1e-6))
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self._seed(round(state.epoch or 0))
-
-    def _seed(self, epoch: int) -> None:
-        from transformers import set_seed
-
-        set_seed(self.seed + epoch)
-
-
 class StopOnInterrupt(TrainerCallback):
     """The first Ctrl-C saves a checkpoint at the end of the step and stops; a second aborts."""
 
@@ -244,7 +217,7 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
     guard, interrupt = StopOnNonFinite(), StopOnInterrupt()
     schedule = CheckpointState(recipe, recipe.train.save_steps)
     # The NaN guard goes last: it vetoes saves the others ask for once the loss broke.
-    for callback in (interrupt, schedule, SeedEachEpoch(recipe.train.seed), guard):
+    for callback in (interrupt, schedule, guard):
         trainer.add_callback(callback)
     guard.attach(trainer.model)
     trainer.remove_callback(PrinterCallback)

@@ -1,0 +1,57 @@
+"""The Transformers Trainer, with bertkit's sorted micro-batches (see sampling.py).
+
+Only `get_train_dataloader` changes, a public method the Trainer documents for
+this; everything else (loss, evaluation, checkpoints, Accelerate) is the Trainer's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import Trainer
+
+from bertkit.training.sampling import SortedMicroBatches
+
+LENGTH_COLUMN = "length"
+
+
+class BertkitTrainer(Trainer):
+    """A Trainer that runs each random batch as length-sorted micro-batches.
+
+    Args:
+        micro_batches: how many micro-batches each batch is cut into; the training
+            arguments hold the micro-batch size and `gradient_accumulation_steps`
+            multiplied by it (see arguments.training_arguments). 1 (or a training set
+            without a `length` column) leaves the Trainer's own batches.
+    """
+
+    def __init__(self, *args: Any, micro_batches: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.micro_batches = micro_batches
+
+    def get_train_dataloader(self) -> Any:
+        dataset = self.train_dataset
+        columns = getattr(dataset, "column_names", None) or []
+        if self.micro_batches <= 1 or LENGTH_COLUMN not in columns:
+            return super().get_train_dataloader()
+        from torch.utils.data import DataLoader
+
+        args = self.args
+        # The Trainer lowers this from the configured size when auto_find_batch_size
+        # retries after running out of memory.
+        micro = getattr(self, "_train_batch_size", args.train_batch_size)
+        seed = args.data_seed if args.data_seed is not None else args.seed
+        sampler = SortedMicroBatches(
+            dataset[LENGTH_COLUMN], micro * self.micro_batches, self.micro_batches, seed=seed
+        )
+        workers = args.dataloader_num_workers
+        loader = DataLoader(
+            dataset.remove_columns(LENGTH_COLUMN) if args.remove_unused_columns else dataset,
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=workers,
+            pin_memory=args.dataloader_pin_memory,
+            persistent_workers=args.dataloader_persistent_workers and workers > 0,
+            prefetch_factor=args.dataloader_prefetch_factor if workers > 0 else None,
+        )
+        return self.accelerator.prepare(loader)
