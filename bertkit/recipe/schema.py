@@ -236,7 +236,8 @@ class TrainSection(Section):
     )
     group_by_length: bool = Field(
         True,
-        description="Batch examples of similar length together, so padding is small.",
+        description="Run each random batch as length-sorted micro-batches (gradients accumulated): "
+        "the same examples per step, far less padding.",
     )
     eval_every: Literal["epoch", "steps", "no"] = Field(
         "epoch", description="When to evaluate on validation data."
