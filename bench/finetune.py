@@ -273,27 +273,25 @@ def dev_accuracy(model_dir: Path, sentences: list[str], labels: list[int], max_l
 
 
 def length_grouped_padding(sentences: list[str], model: Path, settings: Settings) -> float:
-    """Estimated pad share of bertkit's batches: Transformers' length-grouped order, seeded.
+    """Pad share of bertkit's micro-batches, replayed with bertkit's own sampler and seed.
 
-    bertkit trains with `group_by_length`; its real order comes from the Trainer's
-    RNG state, so this replays the same sampler with the run's seed as an estimate.
+    bertkit runs each random batch as length-sorted micro-batches; this replays that
+    order for the first epoch (the same seed gives the same batches).
     """
-    import torch
     from transformers import AutoTokenizer
-    from transformers.trainer_pt_utils import get_length_grouped_indices
+
+    from bertkit.training.sampling import SortedMicroBatches, micro_batches
 
     _quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     encoded = tokenizer(sentences, truncation=True, max_length=settings.max_length)
     lengths = [len(ids) for ids in encoded["input_ids"]]
-    order = get_length_grouped_indices(
-        lengths, settings.batch_size, generator=torch.Generator().manual_seed(settings.seed)
-    )
+    splits = micro_batches(settings.batch_size, "cpu")
     real = total = 0
-    for start in range(0, len(order), settings.batch_size):
-        batch = [lengths[i] for i in order[start : start + settings.batch_size]]
-        real += sum(batch)
-        total += max(batch) * len(batch)
+    for micro in SortedMicroBatches(lengths, settings.batch_size, splits, seed=settings.seed):
+        sizes = [lengths[i] for i in micro]
+        real += sum(sizes)
+        total += max(sizes) * len(sizes)
     return 1 - real / total
 
 
