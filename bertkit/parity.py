@@ -212,6 +212,5 @@ def raise_on_failure(checks: list[Parity]) -> None:
         raise ModelError(
             f"the int8 graph changes too many predictions: {numbers}; "
             f"required at least {check.tolerance['min_agreement']:.0%}",
-            hint="export without --quantize (fp32 keeps the predictions), "
-            "or accept it with --min-agreement",
+            hint="export without --quantize (fp32 keeps the predictions), or accept it with --min-agreement",
         )

@@ -119,7 +119,8 @@ def test_eval_metrics_match_a_direct_computation(trained, tmp_path):
     np.testing.assert_allclose(logits, one_by_one_logits(trained.run / "model", texts), atol=1e-4)
     truth = np.array([["negative", "positive"].index(r["label"]) for r in rows])
     predicted = logits.argmax(axis=1)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    wide = logits.astype(np.float64)  # as the metrics do: float32 ties would rank differently
+    shifted = np.exp(wide - wide.max(axis=1, keepdims=True))
     positive = (shifted / shifted.sum(axis=1, keepdims=True))[:, 1]
 
     assert result.n_examples == 12
