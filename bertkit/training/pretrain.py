@@ -22,7 +22,6 @@ from bertkit.training.arguments import Selection
 from bertkit.training.distributed import join_processes
 from bertkit.training.finetune import TrainingResult
 from bertkit.training.runner import (
-    check_max_length,
     cleanup_on_failure,
     preflight,
     quiet_libraries,
@@ -110,7 +109,6 @@ def _existing_tokenizer(recipe: Recipe) -> Any:
             f"{source}: the tokenizer has no mask token, so it cannot be used for masked-LM training",
             hint="use a BERT tokenizer (it has [MASK]) or train one with tokenizer.train: true",
         )
-    check_max_length(recipe, tokenizer)
     return tokenizer
 
 

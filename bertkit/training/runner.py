@@ -22,7 +22,7 @@ from transformers import TrainerCallback
 
 from bertkit import __version__
 from bertkit.console import err, is_main_process
-from bertkit.errors import BertkitError, RecipeError, RunError
+from bertkit.errors import BertkitError, RunError
 from bertkit.files import atomic_write_json
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import CHECKPOINT_MARKER, RunDirectory, new_run_path, prepare_run_dir
@@ -266,20 +266,6 @@ def preflight(recipe: Recipe, limit: int | None, tokenizer: Any) -> None:
         if finding.code != "trust_remote_code":  # loading the tokenizer said so already
             warn(finding.message + (f" ({finding.hint})" if finding.hint else ""))
     raise_for_errors(report)
-
-
-def check_max_length(recipe: Recipe, tokenizer: Any) -> None:
-    """Refuse a data.max_length above what the model's position embeddings allow.
-
-    Raises:
-        RecipeError: names the limit and the value to use.
-    """
-    limit = getattr(tokenizer, "model_max_length", None)
-    if limit and limit < 100_000 and recipe.data.max_length > limit:
-        raise RecipeError(
-            f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} tokens",
-            hint=f"use --set data.max_length={limit} or less",
-        )
 
 
 def strip_prefix(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
