@@ -20,6 +20,16 @@ only when every check passes, so a failed export leaves nothing behind.
 The tolerances (1e-3 for fp32 logits, 99% equal predictions for int8) and why they
 are what they are: `bertkit.parity`. The int8 graph has per-channel int8 weights and
 activations quantized per batch at run time; it runs on the CPU.
+
+By default the fp32 graph is then optimized for ONNX Runtime by onnxscript's
+transformer fusions (`onnxscript.rewriter.ort_fusions`): each layer's attention
+becomes one `Attention` kernel, and the residual adds, layer norms and GELUs become
+`SkipLayerNormalization` and `BiasGelu`. That is about 10% faster on a CPU (more on a
+GPU, where the fused attention kernel matters most), but those are ONNX Runtime's
+own operators (domain `com.microsoft`), which other runtimes do not have; `optimize=False`
+(`--no-optimize`) keeps standard ONNX operators only. The int8 graph is quantized
+from the standard graph: ONNX Runtime's quantizer handles it fully, and the fused
+graph quantized to int8 ran no faster.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import shutil
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -90,6 +101,7 @@ def export_model(
     output: Path | None = None,
     format: str = "onnx",  # noqa: A002 - the option is called --format
     quantize: str | None = None,
+    optimize: bool = True,
     data: Path | None = None,
     overwrite: bool = False,
     max_diff: float = FP32_MAX_DIFF,
@@ -104,6 +116,8 @@ def export_model(
         output: the export folder; default `RUN/export/onnx` for a run.
         format: onnx (the only one so far).
         quantize: int8 to also write a dynamically quantized graph.
+        optimize: fuse the fp32 graph's attention, layer norms and GELUs into ONNX
+            Runtime's kernels; False keeps standard ONNX operators, for other runtimes.
         data: a file of texts for the parity check (column `text`, or the run's
             text columns); default the run's validation data, else built-in sentences.
         overwrite: replace an existing export folder.
@@ -146,9 +160,13 @@ def export_model(
     try:
         tmp.mkdir(parents=True)
         if kind == "classifier":
-            result = _export_classifier(folder, run, tmp, quantize, data, max_diff, min_agreement, step)
+            result = _export_classifier(
+                folder, run, tmp, quantize, optimize, data, max_diff, min_agreement, step
+            )
         else:
-            result = _export_masked_lm(folder, run, tmp, quantize, data, max_diff, min_agreement, step)
+            result = _export_masked_lm(
+                folder, run, tmp, quantize, optimize, data, max_diff, min_agreement, step
+            )
         result.info.update(
             {
                 "source": str(folder.resolve()),
@@ -205,6 +223,7 @@ def _export_classifier(
     run: Any,
     tmp: Path,
     quantize: str | None,
+    optimize: bool,
     data: Path | None,
     max_diff: float,
     min_agreement: float,
@@ -215,7 +234,9 @@ def _export_classifier(
 
     original = load_classifier(folder if run is None else run.path, device="cpu")
     texts, pairs, sample = sample_texts(original.recipe, data, original.pair, SAMPLE_TEXTS)
-    info = _write_graphs(original.model, original.tokenizer, folder, tmp, quantize, pairs is not None, step)
+    info = _write_graphs(
+        original.model, original.tokenizer, folder, tmp, quantize, optimize, pairs is not None, step
+    )
     step(f"checking the export on {len(texts)} texts ({sample})")
     reference = original.logits(texts, pairs, batch_size=32)
     checks = []
@@ -233,6 +254,7 @@ def _export_masked_lm(
     run: Any,
     tmp: Path,
     quantize: str | None,
+    optimize: bool,
     data: Path | None,
     max_diff: float,
     min_agreement: float,
@@ -245,7 +267,7 @@ def _export_masked_lm(
     original = load_masked_lm(folder if run is None else run.path, device="cpu")
     recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
     texts, _, sample = sample_texts(recipe, data, False, MLM_SAMPLE_TEXTS)
-    info = _write_graphs(original.model, original.tokenizer, folder, tmp, quantize, False, step)
+    info = _write_graphs(original.model, original.tokenizer, folder, tmp, quantize, optimize, False, step)
     step(f"checking the export on {len(texts)} texts ({sample})")
     checks = []
     for variant in ("fp32", *(["int8"] if quantize else [])):
@@ -263,6 +285,7 @@ def _write_graphs(
     folder: Path,
     tmp: Path,
     quantize: str | None,
+    optimize: bool,
     pair: bool,
     step: Callable[[str], None],
 ) -> dict[str, Any]:
@@ -287,6 +310,12 @@ def _write_graphs(
         step("quantizing to int8 with ONNX Runtime (dynamic)")
         quantize_graph(tmp / MODEL_FILE, tmp / INT8_FILE, external)
         files["int8"] = INT8_FILE
+    optimized: dict[str, Any] | None = None
+    if optimize:
+        step("fusing the fp32 graph for ONNX Runtime (onnxscript)")
+        optimized = optimize_graph(tmp / MODEL_FILE, external)
+        if "skipped" in optimized:
+            step(f"graph left unfused: {optimized['skipped']}")
     shutil.copy2(folder / "config.json", tmp / "config.json")
     tokenizer.save_pretrained(str(tmp))
 
@@ -308,6 +337,7 @@ def _write_graphs(
             else None
         ),
         "opset": OPSET,
+        "optimized": optimized,
         "inputs": list(names),
         "output": OUTPUT_NAME,
         "dynamic_axes": {"0": "batch", "1": "sequence"},
@@ -363,6 +393,34 @@ def export_graph(
                 hint="run with --debug for the exporter's traceback; "
                 f"its log ended: {captured.getvalue().strip()[-200:] or '(empty)'}",
             ) from exc
+
+
+def optimize_graph(path: Path, external: bool = False) -> dict[str, Any]:
+    """Fuse an exported graph's transformer blocks into ONNX Runtime's kernels, in place.
+
+    Returns what was done, for export.json: the ONNX Runtime operators in the fused
+    graph and how many of each, or
+    `skipped` with the reason when the fusions failed or found nothing to fuse (the
+    standard graph is then kept as it was; it is correct, only slower).
+    """
+    with _quiet_exporter():
+        try:
+            import onnx_ir as ir
+            from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+            model = ir.load(str(path))
+            if external:  # the weights are rewritten to the same .data file: hold them first
+                ir.external_data.load_to_model(model)
+            model, _ = optimize_for_ort(model)
+        except Exception as exc:  # noqa: BLE001 - the rewriter raises many kinds of error
+            return {"skipped": f"onnxscript's fusions failed: {first_line(exc)}"}
+        fused_ops = Counter(node.op_type for node in model.graph if node.domain == "com.microsoft")
+        if not fused_ops:
+            return {"skipped": "onnxscript's fusions found no attention, layer norm or GELU to fuse"}
+        fused = path.with_name(f".{path.name}.fused")
+        ir.save(model, str(fused), external_data=f"{path.name}.data" if external else None)
+        os.replace(fused, path)
+    return {"by": "onnxscript.rewriter.ort_fusions", "onnxruntime_operators": dict(sorted(fused_ops.items()))}
 
 
 def quantize_graph(source: Path, target: Path, external: bool = False) -> None:

@@ -79,6 +79,12 @@ def exported(run_dir: Path):
     return export_model(run_dir, quantize="int8")
 
 
+@pytest.fixture(scope="module")
+def standard_export(classifier_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The classifier exported with --no-optimize: standard ONNX operators only."""
+    return export_model(classifier_dir, output=tmp_path_factory.mktemp("standard") / "onnx", optimize=False)
+
+
 def _labels(classifier) -> list[str]:
     from bertkit.predict import predict_texts
 
@@ -112,6 +118,37 @@ def test_export_writes_a_self_contained_folder_with_its_parity_report(exported, 
     assert parity["fp32"]["agreement"] == 1.0
     assert parity["int8"]["agreement"] >= 0.99
     assert parity["int8"]["tolerance"] == {"min_agreement": 0.99}
+    assert info["optimized"]["onnxruntime_operators"]["Attention"] == 2  # one per layer
+
+
+def _operators(path: Path) -> set[tuple[str, str]]:
+    return {(node.domain, node.op_type) for node in onnx.load(str(path)).graph.node}
+
+
+def test_the_fp32_graph_is_fused_for_onnx_runtime(exported, standard_export):
+    fused, standard = _operators(exported.folder / MODEL_FILE), _operators(standard_export.folder / MODEL_FILE)
+    assert {("com.microsoft", op) for op in ("Attention", "SkipLayerNormalization", "BiasGelu")} <= fused
+    assert ("", "Softmax") in standard and ("", "Softmax") not in fused  # inside the Attention kernel
+    assert {domain for domain, _ in standard} == {""}, "--no-optimize must keep standard operators"
+    info = json.loads((standard_export.folder / EXPORT_INFO).read_text(encoding="utf-8"))
+    assert info["optimized"] is None
+    assert info["parity"]["fp32"]["max_abs_diff"] <= 1e-5
+
+
+def test_a_failed_fusion_keeps_the_standard_graph(standard_export, monkeypatch, tmp_path):
+    from bertkit.export import optimize_graph
+
+    graph = tmp_path / MODEL_FILE
+    shutil.copy2(standard_export.folder / MODEL_FILE, graph)
+    before = graph.read_bytes()
+
+    def fail(model):
+        raise ValueError("pattern broke")
+
+    monkeypatch.setattr("onnxscript.rewriter.ort_fusions.optimize_for_ort", fail)
+    assert optimize_graph(graph) == {"skipped": "onnxscript's fusions failed: pattern broke"}
+    assert graph.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [MODEL_FILE]
 
 
 def test_the_graph_has_dynamic_batch_and_sequence_axes(exported):
@@ -202,8 +239,8 @@ def test_cli_torch_backend_on_an_export_folder_says_use_onnx(exported, run_cli):
     assert "--backend onnx" in result.stderr
 
 
-def test_cli_export_model_folder(exported, classifier_dir, run_cli, tmp_path, monkeypatch):
-    _reuse_graph(monkeypatch, exported)  # the exporter itself is tested above; this is the command
+def test_cli_export_model_folder(standard_export, classifier_dir, run_cli, tmp_path, monkeypatch):
+    _reuse_graph(monkeypatch, standard_export)  # the exporter itself is tested above; this is the command
     target = tmp_path / "exported"
     result = run_cli("export", "--model", classifier_dir, "--output", target, "--json")
     assert result.exit_code == 0, result.output
@@ -253,19 +290,19 @@ def test_masked_lm_export_and_fill_mask_on_onnx(tiny_model_dir, run_cli, tmp_pat
 # --------------------------------------------------------------------------- failures
 
 
-def _reuse_graph(monkeypatch, exported) -> None:
-    """Skip the (slow) exporter: copy the module's already exported graph instead."""
+def _reuse_graph(monkeypatch, standard_export) -> None:
+    """Skip the (slow) exporter: copy the module's already exported standard graph instead."""
 
     def copy_graph(model, example, path, max_positions, external=False):
-        shutil.copy2(exported.folder / MODEL_FILE, path)
+        shutil.copy2(standard_export.folder / MODEL_FILE, path)
 
     monkeypatch.setattr("bertkit.export.export_graph", copy_graph)
 
 
 def test_a_graph_that_computes_something_else_fails_and_leaves_nothing(
-    exported, classifier_dir, monkeypatch, tmp_path
+    standard_export, classifier_dir, monkeypatch, tmp_path
 ):
-    _reuse_graph(monkeypatch, exported)
+    _reuse_graph(monkeypatch, standard_export)
     real_forward = OnnxClassifier.forward
     monkeypatch.setattr(OnnxClassifier, "forward", lambda self, batch: real_forward(self, batch) + 0.5)
     target = tmp_path / "out" / "onnx"
@@ -278,8 +315,8 @@ def test_a_graph_that_computes_something_else_fails_and_leaves_nothing(
     assert not list((tmp_path / "out").iterdir()), "temporary folder left behind"
 
 
-def test_an_int8_graph_below_the_agreement_limit_fails(exported, classifier_dir, monkeypatch, tmp_path):
-    _reuse_graph(monkeypatch, exported)
+def test_an_int8_graph_below_the_agreement_limit_fails(standard_export, classifier_dir, monkeypatch, tmp_path):
+    _reuse_graph(monkeypatch, standard_export)
     monkeypatch.setattr("bertkit.export.prediction_agreement", lambda *args: (0.9, "labels"))
     target = tmp_path / "onnx"
     with pytest.raises(ModelError) as caught:

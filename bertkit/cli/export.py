@@ -34,6 +34,14 @@ def export(
             show_default=False,
         ),
     ] = None,
+    optimize: Annotated[
+        bool,
+        typer.Option(
+            "--optimize/--no-optimize",
+            help="Fuse attention, layer norms and GELUs into ONNX Runtime's kernels (faster); "
+            "--no-optimize keeps standard ONNX operators, for other runtimes.",
+        ),
+    ] = True,
     data: Annotated[
         Path | None,
         typer.Option(
@@ -59,9 +67,9 @@ def export(
 ) -> None:
     """Export a classifier or masked-LM model to ONNX, checked against the original.
 
-    The folder holds model.onnx (dynamic batch and sequence axes), model.int8.onnx
-    with --quantize int8, config.json with the label names, the tokenizer, and
-    export.json with the parity report. The export is run next to the original model
+    The folder holds model.onnx (dynamic batch and sequence axes; fused for ONNX
+    Runtime unless --no-optimize), model.int8.onnx with --quantize int8, config.json
+    with the label names, the tokenizer, and export.json with the parity report. The export is run next to the original model
     on sample texts and fails, leaving nothing behind, if they differ beyond the
     tolerances.
 
@@ -72,6 +80,7 @@ def export(
       bertkit export
       bertkit export --model runs/sentiment-20250101-120000 --quantize int8
       bertkit export --model my-model/ --output my-model-onnx
+      bertkit export --no-optimize    # standard ONNX operators only
       bertkit predict --backend onnx --model runs/latest "what a wonderful film"
     """
     import json
@@ -84,6 +93,7 @@ def export(
         output=output,
         format=format,
         quantize=quantize,
+        optimize=optimize,
         data=data,
         overwrite=overwrite,
         max_diff=max_diff,
