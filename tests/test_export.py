@@ -126,7 +126,8 @@ def _operators(path: Path) -> set[tuple[str, str]]:
 
 
 def test_the_fp32_graph_is_fused_for_onnx_runtime(exported, standard_export):
-    fused, standard = _operators(exported.folder / MODEL_FILE), _operators(standard_export.folder / MODEL_FILE)
+    fused = _operators(exported.folder / MODEL_FILE)
+    standard = _operators(standard_export.folder / MODEL_FILE)
     assert {("com.microsoft", op) for op in ("Attention", "SkipLayerNormalization", "BiasGelu")} <= fused
     assert ("", "Softmax") in standard and ("", "Softmax") not in fused  # inside the Attention kernel
     assert {domain for domain, _ in standard} == {""}, "--no-optimize must keep standard operators"
@@ -315,7 +316,9 @@ def test_a_graph_that_computes_something_else_fails_and_leaves_nothing(
     assert not list((tmp_path / "out").iterdir()), "temporary folder left behind"
 
 
-def test_an_int8_graph_below_the_agreement_limit_fails(standard_export, classifier_dir, monkeypatch, tmp_path):
+def test_an_int8_graph_below_the_agreement_limit_fails(
+    standard_export, classifier_dir, monkeypatch, tmp_path
+):
     _reuse_graph(monkeypatch, standard_export)
     monkeypatch.setattr("bertkit.export.prediction_agreement", lambda *args: (0.9, "labels"))
     target = tmp_path / "onnx"

@@ -69,9 +69,9 @@ def export(
 
     The folder holds model.onnx (dynamic batch and sequence axes; fused for ONNX
     Runtime unless --no-optimize), model.int8.onnx with --quantize int8, config.json
-    with the label names, the tokenizer, and export.json with the parity report. The export is run next to the original model
-    on sample texts and fails, leaving nothing behind, if they differ beyond the
-    tolerances.
+    with the label names, the tokenizer, and export.json with the parity report.
+    The export is run next to the original model on sample texts and fails, leaving
+    nothing behind, if they differ beyond the tolerances.
 
     Uses the latest run unless --model is given.
 
