@@ -116,13 +116,15 @@ def padding_share(lengths: list[int], batches: list[list[int]]) -> float:
 
 
 def batch_plans(lengths: list[int], batch_size: int) -> dict[str, list[list[int]]]:
-    """How each tool batches: the pipeline in input order; bertkit sorted by length per chunk.
+    """How each tool batches: the pipeline in input order; bertkit sorted by length per window.
 
-    Mirrors `Classifier.iter_logits` (chunks of batch_size * 16, each sorted by length).
+    Mirrors `Classifier.iter_logits` (windows of SORT_WINDOW texts, each sorted by length).
     """
+    from bertkit.inference import SORT_WINDOW
+
     n = len(lengths)
     in_order = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
-    chunk = batch_size * 16
+    chunk = max(SORT_WINDOW, batch_size)
     sorted_batches = []
     for start in range(0, n, chunk):
         part = sorted(range(start, min(start + chunk, n)), key=lambda i: lengths[i])

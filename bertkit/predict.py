@@ -1,8 +1,9 @@
 """Predict with a trained classifier: texts from the command line, or files of any size.
 
-Files are streamed: rows are read, predicted and written a chunk at a time, so
-memory stays flat on millions of lines. Output is written to a temporary file and
-renamed at the end, so a failed run never leaves a partial predictions file.
+Files are streamed: rows are read, predicted and written a window of `SORT_WINDOW`
+rows at a time (sorted by length inside it), so memory stays flat on millions of
+lines. Output is written to a temporary file and renamed at the end, so a failed
+run never leaves a partial predictions file.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from bertkit.data.reading import file_format, is_stdin, iter_rows
 from bertkit.errors import DataError, UsageError
-from bertkit.inference import Classifier, batched, check_pairs
+from bertkit.inference import SORT_WINDOW, Classifier, batched, check_pairs
 
 OUTPUT_FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "tsv": "tsv"}
 
@@ -117,7 +118,7 @@ def predict_file(
         top_k: also list the k most likely labels (single-label models).
         batch_size: texts per forward pass.
         skip_errors: skip malformed rows and report them, instead of stopping.
-        on_progress: called with the number of rows done after each chunk.
+        on_progress: called with the number of rows predicted so far, after each batch.
 
     Raises:
         DataError: a malformed row (without skip_errors), a missing column, or pairs
@@ -139,18 +140,24 @@ def predict_file(
         pair_column,
         report,
     )
+    predicted = 0
+
+    def on_batch(count: int) -> None:
+        nonlocal predicted
+        predicted += count
+        if on_progress is not None:
+            on_progress(predicted)
+
     start = time.perf_counter()
     with _atomic_output(output) as handle:
         writer = _Writer(handle, out_format)
-        for chunk in batched(rows, batch_size * 16):
+        for chunk in batched(rows, max(SORT_WINDOW, batch_size)):
             texts = [_as_text(record[text_column]) for record in chunk]
             pairs = [_as_text(record[pair_column]) for record in chunk] if pair_column else None
-            logits = classifier.logits(texts, pairs, batch_size=batch_size)
+            logits = classifier.logits(texts, pairs, batch_size=batch_size, on_batch=on_batch)
             for record, result in zip(chunk, prediction_fields(classifier, logits, top_k), strict=True):
                 writer.write({**record, **result})
             stats.rows += len(chunk)
-            if on_progress is not None:
-                on_progress(stats.rows)
     stats.seconds = time.perf_counter() - start
     return stats
 

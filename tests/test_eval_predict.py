@@ -273,11 +273,20 @@ def test_predict_uses_the_latest_run_by_default(run_cli, trained, monkeypatch):
     assert json.loads(result.stdout)[0]["text"] == POSITIVE
 
 
-def test_logits_keep_input_order_despite_length_sorting(classifier, trained):
+@pytest.fixture
+def small_sort_window(monkeypatch):
+    """Sort windows of 16 texts, so the 40-row test files cross window boundaries."""
+    monkeypatch.setattr("bertkit.inference.SORT_WINDOW", 16)
+    monkeypatch.setattr("bertkit.predict.SORT_WINDOW", 16)
+
+
+def test_logits_keep_input_order_despite_length_sorting(classifier, trained, small_sort_window):
     rows = read_csv(trained.data / "train.csv")
-    # Lengths deliberately unsorted; 40 texts at batch size 2 cross a chunk (32 texts) boundary.
+    # Lengths deliberately unsorted; 40 texts cross two sort windows (16 texts).
     texts = [r["text"] + " very" * (i % 7) for i, r in enumerate(rows)]
-    batched = classifier.logits(texts, batch_size=2)
+    done = []
+    batched = classifier.logits(texts, batch_size=2, on_batch=done.append)
+    assert done == [2] * 20  # every batch reported, once
     single = np.concatenate([classifier.logits([t]) for t in texts])
     reference = one_by_one_logits(trained.run / "model", texts)
     assert batched.shape == (40, 2)
@@ -306,8 +315,8 @@ def _input_file(folder: Path, fmt: str, texts: list[str]) -> Path:
 
 @pytest.mark.parametrize("out_fmt", ["jsonl", "csv"])
 @pytest.mark.parametrize("in_fmt", ["txt", "csv", "jsonl"])
-def test_predict_file_round_trip(run_cli, trained, classifier, tmp_path, in_fmt, out_fmt):
-    # Commas and quotes in texts; more rows than one chunk at --batch-size 2.
+def test_predict_file_round_trip(run_cli, trained, classifier, tmp_path, in_fmt, out_fmt, small_sort_window):
+    # Commas and quotes in texts; more rows than one sort window.
     texts = [r["text"] for r in read_csv(trained.data / "train.csv")]
     texts[3] = 'a "quoted" , comma film'
     source = _input_file(tmp_path, in_fmt, texts)
@@ -338,6 +347,24 @@ def test_predict_file_round_trip(run_cli, trained, classifier, tmp_path, in_fmt,
     for p in probabilities:
         assert set(p) == {"negative", "positive"}
         assert sum(p.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_file_reports_progress_after_every_batch(classifier, trained, tmp_path, small_sort_window):
+    from bertkit.predict import predict_file
+
+    texts = [r["text"] for r in read_csv(trained.data / "train.csv")]
+    progress: list[int] = []
+    stats = predict_file(
+        classifier,
+        _input_file(tmp_path, "txt", texts),
+        tmp_path / "out.jsonl",
+        batch_size=3,
+        on_progress=progress.append,
+    )
+    # Windows of 16 rows in batches of 3: 3, 6, ..., 15, 16, then on from there.
+    assert progress[:6] == [3, 6, 9, 12, 15, 16]
+    assert progress == sorted(progress) and progress[-1] == stats.rows == 40
+    assert len(read_jsonl(tmp_path / "out.jsonl")) == 40
 
 
 def test_predict_from_stdin_to_stdout(run_cli, trained):

@@ -22,7 +22,14 @@ from bertkit.backends import (  # noqa: E402 - after the skips
 )
 from bertkit.errors import ModelError, UsageError  # noqa: E402
 from bertkit.export import export_model  # noqa: E402
-from bertkit.parity import BUILTIN_TEXTS, sample_texts  # noqa: E402
+from bertkit.parity import (  # noqa: E402
+    BUILTIN_TEXTS,
+    Tolerances,
+    judge,
+    raise_on_failure,
+    sample_accuracy,
+    sample_texts,
+)
 
 TEXTS = [
     "the film was good .",
@@ -343,10 +350,73 @@ def test_bad_options_fail_before_any_work(classifier_dir, tmp_path):
 
 
 def test_sample_texts_from_a_file_else_built_in(tiny_sentiment_files):
-    texts, pairs, where = sample_texts(None, tiny_sentiment_files / "validation.csv", False, 256)
-    assert len(texts) == 12 and pairs is None and "validation.csv" in where
+    sample = sample_texts(None, tiny_sentiment_files / "validation.csv", False, 256)
+    assert len(sample.texts) == 12 and sample.pairs is None and "validation.csv" in sample.where
+    assert sample.targets is None  # no label names given: nothing to encode against
 
-    texts, pairs, where = sample_texts(None, None, True, 5)
-    assert texts == list(BUILTIN_TEXTS[:5])
-    assert pairs == texts[1:] + texts[:1]
-    assert where == "built-in sentences in pairs"
+    sample = sample_texts(None, None, True, 5)
+    assert sample.texts == list(BUILTIN_TEXTS[:5])
+    assert sample.pairs == sample.texts[1:] + sample.texts[:1]
+    assert sample.where == "built-in sentences in pairs"
+    assert sample.targets is None
+
+
+def test_sample_labels_are_encoded_as_the_models_ids(tiny_sentiment_files, tmp_path):
+    from bertkit.data.labels import LabelSpec
+
+    spec = LabelSpec("single", ("negative", "positive"))
+    sample = sample_texts(None, tiny_sentiment_files / "validation.csv", False, 4, spec)
+    assert sample.targets == [1, 0, 1, 0]  # the file alternates positive, negative
+
+    unknown = LabelSpec("single", ("bad", "good"))
+    assert sample_texts(None, tiny_sentiment_files / "validation.csv", False, 4, unknown).targets is None
+    regression = LabelSpec("regression")
+    assert sample_texts(None, tiny_sentiment_files / "validation.csv", False, 4, regression).targets is None
+    unlabelled = tmp_path / "texts.csv"
+    unlabelled.write_text("text\nthe film was good .\n", encoding="utf-8")
+    assert sample_texts(None, unlabelled, False, 4, spec).targets is None
+
+
+def test_sample_accuracy_single_and_multi_label():
+    logits = np.array([[2.0, -1.0], [0.5, 1.5], [-1.0, 3.0]], dtype=np.float32)
+    assert sample_accuracy("single", 0.5, logits, [0, 1, 0]) == pytest.approx(2 / 3)
+    # multi: the whole set must match; logits >= 0 are "on" at threshold 0.5
+    assert sample_accuracy("multi", 0.5, logits, [[1, 0], [1, 1], [0, 1]]) == pytest.approx(1.0)
+    assert sample_accuracy("multi", 0.5, logits, [[1, 1], [1, 1], [0, 1]]) == pytest.approx(2 / 3)
+
+
+def test_int8_passes_on_labelled_texts_when_flips_cost_no_accuracy():
+    limits = Tolerances()
+    # 98% agreement: below the 99% floor, but accuracy is unchanged on the labelled sample.
+    same_accuracy = judge("int8", 100, 100, 0.3, 0.98, "labels", limits, (100, 0.91, 0.91))
+    assert same_accuracy.passed
+    assert same_accuracy.tolerance == {"min_agreement": 0.99, "max_accuracy_drop": 0.01}
+    assert judge("int8", 100, 100, 0.3, 0.98, "labels", limits, (100, 0.90, 0.91)).passed  # one point
+    assert not judge("int8", 100, 100, 0.3, 0.98, "labels", limits).passed  # no labels: agreement only
+
+    worse = judge("int8", 100, 100, 0.3, 0.97, "labels", limits, (100, 0.89, 0.91))
+    assert not worse.passed
+    with pytest.raises(ModelError) as caught:
+        raise_on_failure([worse])
+    message = str(caught.value)
+    assert "labels agree on 97.0% of 100 texts" in message
+    assert "accuracy falls from 91.0% to 89.0% on 100 labelled texts" in message
+    assert "or an accuracy drop of at most 1.0%" in message
+    assert "--max-accuracy-drop" in caught.value.hint
+
+
+def test_export_reports_accuracy_on_labelled_sample_texts(
+    standard_export, classifier_dir, tiny_sentiment_files, monkeypatch, tmp_path
+):
+    _reuse_graph(monkeypatch, standard_export)
+    monkeypatch.setattr("bertkit.export.prediction_agreement", lambda *args: (0.5, "labels"))
+    data = tiny_sentiment_files / "validation.csv"
+    result = export_model(classifier_dir, output=tmp_path / "onnx", quantize="int8", data=data)
+    fp32, int8 = result.parity
+    assert fp32.labelled == int8.labelled == 12
+    assert fp32.accuracy == pytest.approx(fp32.reference_accuracy)  # fp32 keeps every prediction
+    # Agreement is (made) far below 99%: the int8 graph passes on its accuracy alone.
+    assert int8.passed
+    assert int8.reference_accuracy - int8.accuracy <= 0.01 + 1e-9
+    info = json.loads((tmp_path / "onnx" / EXPORT_INFO).read_text(encoding="utf-8"))
+    assert info["parity"]["int8"]["tolerance"] == {"min_agreement": 0.99, "max_accuracy_drop": 0.01}

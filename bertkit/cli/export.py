@@ -60,6 +60,13 @@ def export(
         float,
         typer.Option("--min-agreement", help="Least share of equal predictions allowed for int8 (0-1)."),
     ] = 0.99,
+    max_accuracy_drop: Annotated[
+        float,
+        typer.Option(
+            "--max-accuracy-drop",
+            help="Or, when the sample texts have labels: most accuracy int8 may lose (0.01: one point).",
+        ),
+    ] = 0.01,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing export folder.")
     ] = False,
@@ -98,6 +105,7 @@ def export(
         overwrite=overwrite,
         max_diff=max_diff,
         min_agreement=min_agreement,
+        max_accuracy_drop=max_accuracy_drop,
         on_step=note,
     )
     if as_json:
@@ -115,26 +123,38 @@ def _report(result) -> None:
 
     table = Table(title=f"ONNX export: {result.folder}", title_justify="left")
     same = f"same {result.parity[0].agreement_of}" if result.parity else "agreement"
-    for name in ("graph", "size", "max |Δ|", same, "limit", "check"):
+    labelled = any(check.accuracy is not None for check in result.parity)
+    columns = ("graph", "size", "max |Δ|", same, *(["accuracy"] if labelled else []), "limit", "check")
+    for name in columns:
         table.add_column(
             name, justify="left" if name in ("graph", "limit", "check") else "right", overflow="fold"
         )
     for check in result.parity:
         file = result.folder / result.files[check.variant]
-        limit = (
-            f"≤ {check.tolerance['max_abs_diff']:g}"
-            if "max_abs_diff" in check.tolerance
-            else f"≥ {check.tolerance['min_agreement']:.0%}"
-        )
+        limits = check.tolerance
+        if "max_abs_diff" in limits:
+            limit = f"≤ {limits['max_abs_diff']:g}"
+        else:
+            limit = f"≥ {limits['min_agreement']:.0%}"
+            if "max_accuracy_drop" in limits:
+                limit += f" or accuracy -{limits['max_accuracy_drop'] * 100:g} pt"
+        accuracy = [f"{check.accuracy:.2%}" if check.accuracy is not None else ""] if labelled else []
         table.add_row(
             file.name,
             f"{file.stat().st_size / 1e6:,.1f} MB",
             f"{check.max_abs_diff:.1e}",
             f"{check.agreement:.2%}",
+            *accuracy,
             limit,
             "passed" if check.passed else "FAILED",
         )
     out.print(table)
+    original = next((c for c in result.parity if c.reference_accuracy is not None), None)
+    if original is not None:
+        err.print(
+            f"the original model's accuracy on the {original.labelled} labelled texts: "
+            f"{original.reference_accuracy:.2%}"
+        )
     err.print(f"checked on {result.sample}; {result.seconds:.1f}s")
     quantized = " --quantize int8" if "int8" in result.files else ""
     example = "a [MASK] day" if result.kind == "masked-lm" else "some text"
