@@ -192,11 +192,19 @@ def test_onnx_backend_predicts_what_torch_predicts(exported, run_dir, quantize):
 
 
 def test_torch_int8_quantizes_linear_layers_and_keeps_labels(classifier_dir):
+    import torch
+
     from bertkit.backends import describe_backend
 
     classifier = load_backend_classifier(classifier_dir, quantize="int8")
     assert describe_backend(classifier) == "torch int8 on cpu"
     assert _labels(classifier) == _labels(load_backend_classifier(classifier_dir, device="cpu"))
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    linear = [m for m in classifier.model.modules() if isinstance(m, DynamicInt8Linear)]
+    assert len(linear) == 2 * 6 + 2  # per layer Q, K, V, out, up, down; the pooler; the head
+    assert not any(isinstance(m, torch.nn.Linear) for m in classifier.model.modules())
+    assert {m.weight().qscheme() for m in linear} == {torch.per_channel_affine}  # a scale per channel
 
 
 def test_int8_on_a_gpu_is_refused_before_loading(classifier_dir):
@@ -270,6 +278,7 @@ def test_cli_export_model_folder(standard_export, classifier_dir, run_cli, tmp_p
     assert replaced.exit_code == 0, replaced.output
     assert (target / INT8_FILE).is_file()
     assert "same labels" in replaced.stdout and "passed" in replaced.stdout
+    assert "limits: fp32 max |Δ| ≤ 0.001; int8 same labels ≥ 99%\n" in replaced.stderr  # no labels
     assert sorted(p.name for p in tmp_path.iterdir()) == ["exported"], "temporary folders left"
 
 
@@ -406,17 +415,21 @@ def test_int8_passes_on_labelled_texts_when_flips_cost_no_accuracy():
 
 
 def test_export_reports_accuracy_on_labelled_sample_texts(
-    standard_export, classifier_dir, tiny_sentiment_files, monkeypatch, tmp_path
+    standard_export, classifier_dir, tiny_sentiment_files, monkeypatch, tmp_path, run_cli
 ):
     _reuse_graph(monkeypatch, standard_export)
     monkeypatch.setattr("bertkit.export.prediction_agreement", lambda *args: (0.5, "labels"))
+    target = tmp_path / "onnx"
     data = tiny_sentiment_files / "validation.csv"
-    result = export_model(classifier_dir, output=tmp_path / "onnx", quantize="int8", data=data)
-    fp32, int8 = result.parity
-    assert fp32.labelled == int8.labelled == 12
-    assert fp32.accuracy == pytest.approx(fp32.reference_accuracy)  # fp32 keeps every prediction
+    result = run_cli("export", "--model", classifier_dir, "-o", target, "--quantize", "int8", "--data", data)
+    assert result.exit_code == 0, result.output
+    parity = json.loads((target / EXPORT_INFO).read_text(encoding="utf-8"))["parity"]
+    fp32, int8 = parity["fp32"], parity["int8"]
+    assert fp32["labelled"] == int8["labelled"] == 12
+    assert fp32["accuracy"] == pytest.approx(fp32["reference_accuracy"])  # fp32 keeps every prediction
     # Agreement is (made) far below 99%: the int8 graph passes on its accuracy alone.
-    assert int8.passed
-    assert int8.reference_accuracy - int8.accuracy <= 0.01 + 1e-9
-    info = json.loads((tmp_path / "onnx" / EXPORT_INFO).read_text(encoding="utf-8"))
-    assert info["parity"]["int8"]["tolerance"] == {"min_agreement": 0.99, "max_accuracy_drop": 0.01}
+    assert int8["passed"] and int8["reference_accuracy"] - int8["accuracy"] <= 0.01 + 1e-9
+    assert int8["tolerance"] == {"min_agreement": 0.99, "max_accuracy_drop": 0.01}
+    assert "accuracy" in result.stdout and "50.00%" in result.stdout
+    assert "int8 same labels ≥ 99% or accuracy down ≤ 1 pt" in result.stderr
+    assert "the original model's accuracy on the 12 labelled texts" in result.stderr
