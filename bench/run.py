@@ -309,9 +309,7 @@ def report(run: dict[str, Any], renders: dict[str, str]) -> str:
         result = run["results"][name]
         seconds = result.get("bench_seconds", 0.0)
         reused = result.get("reused_from")
-        origin = (
-            f"; result of an earlier run of `bench/{name}.py --json` in the same session" if reused else ""
-        )
+        origin = "; reused: measured by an earlier run in the same session" if reused else ""
         lines += [f"### {name} ({seconds:.0f} s{origin})", "", "```text", text, "```", ""]
     return "\n".join(lines)
 
