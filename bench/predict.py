@@ -120,11 +120,11 @@ def batch_plans(lengths: list[int], batch_size: int) -> dict[str, list[list[int]
 
     Mirrors `Classifier.iter_logits` (windows of SORT_WINDOW texts, each sorted by length).
     """
-    from bertkit.inference import SORT_WINDOW
+    from bertkit.inference import sort_window
 
     n = len(lengths)
     in_order = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
-    chunk = max(SORT_WINDOW, batch_size)
+    chunk = sort_window(batch_size)
     sorted_batches = []
     for start in range(0, n, chunk):
         part = sorted(range(start, min(start + chunk, n)), key=lambda i: lengths[i])

@@ -245,6 +245,9 @@ def _export_classifier(
     step(f"checking the export on {len(texts)} texts ({sample.where})")
     problem, threshold = original.labels.problem, original.threshold
     reference = original.logits(texts, pairs, batch_size=32)
+    targets = sample.targets if texts else None
+    if targets is not None:
+        reference_accuracy = sample_accuracy(problem, threshold, reference, targets)
     checks = []
     for variant in ("fp32", *(["int8"] if quantize else [])):
         exported = load_onnx_classifier(tmp, quantize=quantize if variant == "int8" else None, device="cpu")
@@ -252,12 +255,8 @@ def _export_classifier(
         agreement, of = prediction_agreement(problem, threshold, reference, logits)
         diff = float(np.abs(reference - logits).max()) if len(texts) else 0.0
         accuracy = None
-        if sample.targets is not None and texts:
-            accuracy = (
-                len(texts),
-                sample_accuracy(problem, threshold, logits, sample.targets),
-                sample_accuracy(problem, threshold, reference, sample.targets),
-            )
+        if targets is not None:
+            accuracy = (len(texts), sample_accuracy(problem, threshold, logits, targets), reference_accuracy)
         checks.append(judge(variant, len(texts), len(texts), diff, agreement, of, limits, accuracy))
     return _finish("classifier", info, checks, sample.where)
 

@@ -30,6 +30,11 @@ _DEFAULT_MAX_LENGTH = 512
 SORT_WINDOW = 4096
 
 
+def sort_window(batch_size: int) -> int:
+    """How many texts are sorted together: SORT_WINDOW, and never less than one batch."""
+    return max(SORT_WINDOW, batch_size)
+
+
 @dataclass
 class Classifier:
     """A classification model ready for inference.
@@ -85,7 +90,7 @@ class Classifier:
 
         Within each window texts are sorted by length so each batch pads little.
         """
-        chunk = max(SORT_WINDOW, batch_size)
+        chunk = sort_window(batch_size)
         for start in range(0, len(texts), chunk):
             part = texts[start : start + chunk]
             second = pairs[start : start + chunk] if pairs is not None else None

@@ -23,7 +23,7 @@ import numpy as np
 
 from bertkit.data.reading import file_format, is_stdin, iter_rows
 from bertkit.errors import DataError, UsageError
-from bertkit.inference import SORT_WINDOW, Classifier, batched, check_pairs
+from bertkit.inference import Classifier, batched, check_pairs, sort_window
 
 OUTPUT_FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "tsv": "tsv"}
 
@@ -151,7 +151,7 @@ def predict_file(
     start = time.perf_counter()
     with _atomic_output(output) as handle:
         writer = _Writer(handle, out_format)
-        for chunk in batched(rows, max(SORT_WINDOW, batch_size)):
+        for chunk in batched(rows, sort_window(batch_size)):
             texts = [_as_text(record[text_column]) for record in chunk]
             pairs = [_as_text(record[pair_column]) for record in chunk] if pair_column else None
             logits = classifier.logits(texts, pairs, batch_size=batch_size, on_batch=on_batch)

@@ -277,7 +277,6 @@ def test_predict_uses_the_latest_run_by_default(run_cli, trained, monkeypatch):
 def small_sort_window(monkeypatch):
     """Sort windows of 16 texts, so the 40-row test files cross window boundaries."""
     monkeypatch.setattr("bertkit.inference.SORT_WINDOW", 16)
-    monkeypatch.setattr("bertkit.predict.SORT_WINDOW", 16)
 
 
 def test_logits_keep_input_order_despite_length_sorting(classifier, trained, small_sort_window):
