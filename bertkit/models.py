@@ -167,14 +167,22 @@ def load_model(
 ) -> tuple[PreTrainedModel, list[str]]:
     """Load weights with an Auto class (e.g. AutoModelForSequenceClassification), safely.
 
+    Weights load in fp32 whatever dtype the checkpoint was saved in (Transformers 5
+    would otherwise keep the stored dtype, and a half-precision checkpoint would
+    train in pure half precision: fp16 gradients the loss scaler refuses, bf16
+    updates lost to rounding). Pass `dtype` to load otherwise, e.g. for inference.
+
     Returns:
         The model, and the names of weights the checkpoint did not have (newly initialised).
 
     Raises:
         ModelError: not found, not reachable, pickle-only weights, or incompatible.
     """
+    import torch
+
     safetensors_only = check_weights_safe(ref, allow_pickle)
     _warn_remote_code(ref, trust_remote_code)
+    kwargs.setdefault("dtype", torch.float32)
     model, info = _load(
         lambda: _quietly(
             loader.from_pretrained,
@@ -248,3 +256,45 @@ def _load(fn: Any, ref: ModelRef, what: str) -> Any:
         raise ModelError(
             f"{ref.shown}: cannot load the {what}: not a local folder, and {where}", hint=hint
         ) from exc
+
+
+def store_in_fp32(folder: Path) -> list[str]:
+    """Rewrite a saved model's weights in fp32 where they were stored in half precision.
+
+    A run's `model/` is fp32 whatever trained it: DeepSpeed with bf16, for one,
+    saves the bf16 copy of the weights, and every later fine-tune or CPU prediction
+    from that folder would inherit bf16. The config's `dtype` is set to match.
+
+    Returns:
+        The weight files that were rewritten.
+    """
+    import json
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    rewritten = []
+    total = 0
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as handle:
+            metadata = handle.metadata()
+        tensors = load_file(str(file))
+        if any(t.is_floating_point() and t.dtype != torch.float32 for t in tensors.values()):
+            tensors = {k: t.float() if t.is_floating_point() else t for k, t in tensors.items()}
+            save_file(tensors, str(file), metadata=metadata)
+            rewritten.append(file.name)
+        total += sum(t.numel() * t.element_size() for t in tensors.values())
+    index = folder / "model.safetensors.index.json"
+    if rewritten and index.is_file():
+        content = json.loads(index.read_text(encoding="utf-8"))
+        content.setdefault("metadata", {})["total_size"] = total
+        index.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+    config = folder / "config.json"
+    if config.is_file():
+        content = json.loads(config.read_text(encoding="utf-8"))
+        if content.get("dtype", "float32") != "float32" or content.get("torch_dtype", "float32") != "float32":
+            content["dtype"] = "float32"
+            content.pop("torch_dtype", None)
+            config.write_text(json.dumps(content, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return rewritten

@@ -9,6 +9,7 @@ import torch
 from bertkit.recipe.schema import TrainSection
 from bertkit.training.arguments import micro_batch_splits
 from bertkit.training.sampling import SortedMicroBatches, micro_batches
+from bertkit.training.trainer import own_sharding
 
 
 def _lengths(n: int = 103, seed: int = 0) -> list[int]:
@@ -81,3 +82,93 @@ def test_training_arguments_keep_the_examples_per_step():
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 32 * 2
     off = TrainSection(batch_size=32, group_by_length=False)
     assert micro_batch_splits(off, "cpu") == 1
+
+
+# --------------------------------------------------------------------------- several processes
+
+
+def _ranks(lengths, batch_size, splits, processes, epoch=0, seed=3):
+    samplers = [
+        SortedMicroBatches(
+            lengths, batch_size, splits, seed=seed, num_processes=processes, process_index=rank
+        )
+        for rank in range(processes)
+    ]
+    for sampler in samplers:
+        sampler.set_epoch(epoch)
+    return samplers
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+@pytest.mark.parametrize("n", [96, 100, 103, 7])
+def test_processes_share_each_global_batch_and_every_example_once(processes, n):
+    lengths = _lengths(n)
+    samplers = _ranks(lengths, batch_size=16, splits=2, processes=processes, epoch=1)
+    per_rank = [list(s) for s in samplers]
+    # Every process runs the same number of micro-batches (so the same optimizer steps).
+    assert {len(batches) for batches in per_rank} == {len(samplers[0])}
+    assert all(len(batches) == len(s) for batches, s in zip(per_rank, samplers, strict=True))
+    seen = [i for batches in per_rank for batch in batches for i in batch]
+    assert len(seen) == len(set(seen))  # no example twice in an epoch, across processes
+    assert len(seen) == n - samplers[0].left_out
+    assert samplers[0].left_out <= processes - 1
+    # Step k of W processes holds the examples of step k of one process with a W x batch.
+    single = SortedMicroBatches(lengths, 16 * processes, 2 * processes, seed=3)
+    single.set_epoch(1)
+    single_steps = [
+        sum(list(single)[i : i + 2 * processes], []) for i in range(0, len(single), 2 * processes)
+    ]
+    steps = [
+        sorted(i for batches in per_rank for batch in batches[k : k + 2] for i in batch)
+        for k in range(0, len(per_rank[0]), 2)
+    ]
+    full = n // (16 * processes)
+    assert steps[:full] == [sorted(step) for step in single_steps[:full]]
+
+
+def test_each_process_gets_an_equal_share_of_every_length():
+    lengths = _lengths(96)
+    samplers = _ranks(lengths, batch_size=16, splits=2, processes=3)
+    means = [np.mean([lengths[i] for batch in s for i in batch]) for s in samplers]
+    assert max(means) - min(means) < 3  # dealt like cards, not cut into short and long thirds
+
+
+def test_one_process_is_unchanged_by_the_rank_logic():
+    lengths = _lengths()
+    assert list(SortedMicroBatches(lengths, 16, 4, seed=9)) == list(
+        SortedMicroBatches(lengths, 16, 4, seed=9, num_processes=1, process_index=0)
+    )
+
+
+def _accelerate_shard(sampler, processes, rank):
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import DataLoader
+
+    shard = BatchSamplerShard(sampler, num_processes=processes, process_index=rank)
+    return DataLoader(list(range(len(sampler.lengths))), batch_sampler=shard)
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_accelerates_shard_wrapper_passes_the_batches_through(processes):
+    lengths = _lengths(100)
+    for rank, sampler in enumerate(_ranks(lengths, batch_size=16, splits=2, processes=processes)):
+        wrapped = _accelerate_shard(sampler, processes, rank)
+        # Left as Accelerate makes it, the wrapper shards a second time and loses batches.
+        assert list(wrapped.batch_sampler) != list(sampler)
+        own_sharding(wrapped, sampler)
+        assert list(wrapped.batch_sampler) == list(sampler)
+        assert len(wrapped.batch_sampler) == len(sampler)
+
+
+def test_a_resumed_epoch_reaches_the_sampler_through_every_wrapper():
+    from accelerate.data_loader import SkipBatchSampler
+
+    lengths = _lengths(100)
+    sampler = _ranks(lengths, batch_size=16, splits=2, processes=2)[1]
+    wrapped = own_sharding(_accelerate_shard(sampler, 2, 1), sampler)
+    # What the Trainer does on a mid-epoch resume: skip the batches done, then set the epoch
+    # on the sampler beneath the skipping wrapper (here, Accelerate's shard wrapper).
+    skipping = SkipBatchSampler(wrapped.batch_sampler, skip_batches=3)
+    skipping.batch_sampler.set_epoch(2)
+    expected = _ranks(lengths, batch_size=16, splits=2, processes=2, epoch=2)[1]
+    assert list(skipping) == list(expected)[3:]

@@ -31,7 +31,8 @@ class _Group(TyperGroup):
         except BertkitError as exc:
             if _debug_enabled():
                 raise
-            _report(exc)
+            if os.environ.get("RANK", "0") == "0":  # every process of a launched run meets it
+                _report(exc)
             raise typer.Exit(exc.exit_code) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -111,3 +112,8 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    finally:
+        if "torch.distributed" in sys.modules:  # only a command that trained has a group to leave
+            from bertkit.training.distributed import leave_processes
+
+            leave_processes()

@@ -85,12 +85,14 @@ def _train(
 ) -> None:
     """Load the recipe, launch more processes if asked, train, and print the summary."""
     from bertkit.recipe import load_recipe
-    from bertkit.training.launch import relaunch, should_relaunch
+    from bertkit.training.launch import narrow_devices, plan_launch, relaunch
 
     loaded = load_recipe(recipe, overrides or [])
-    config = loaded.train.accelerate_config
-    if should_relaunch(num_processes, config):
-        raise typer.Exit(relaunch(sys.argv, num_processes, config))
+    plan = plan_launch(num_processes, loaded.train.accelerate_config, device=device, gpu_count=_gpu_count)
+    if not plan.in_process:
+        raise typer.Exit(relaunch(sys.argv, plan))
+    narrow_devices(plan)
+    device = plan.device or device
     if command == "finetune":
         from bertkit.training.finetune import finetune as run
     else:
@@ -105,6 +107,13 @@ def _train(
         command=sys.argv,
     )
     render_result(result)
+
+
+def _gpu_count() -> int:
+    """GPUs this process sees (counting them does not start CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def render_result(result) -> None:

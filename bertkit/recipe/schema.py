@@ -232,7 +232,13 @@ class TrainSection(Section):
     seed: int = Field(42, ge=0, description="Seed for weights, data order and dropout.")
     precision: Precision = Field(
         "auto",
-        description="`auto`: bf16 on GPUs that support it, else fp16 on CUDA, fp32 on CPU.",
+        description="`auto`: bf16 on GPUs with bf16 in hardware (Ampere and newer), else fp16 with "
+        "loss scaling on CUDA, fp32 on CPU and MPS.",
+    )
+    tf32: Literal["auto"] | bool = Field(
+        "auto",
+        description="TensorFloat-32 matmuls on Ampere and newer GPUs. `auto`: on for bf16/fp16 runs "
+        "(for what stays in fp32), off for fp32 runs, which stay IEEE fp32 unless this is true.",
     )
     group_by_length: bool = Field(
         True,

@@ -18,7 +18,6 @@ from rich.progress import (
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from bertkit.console import err
-from bertkit.errors import TrainingError
 
 
 class RichProgress(TrainerCallback):
@@ -108,82 +107,18 @@ class JsonlLog(TrainerCallback):
             handle.write(json.dumps(record, default=float) + "\n")
 
 
-class StopOnNonFinite(TrainerCallback):
-    """Stop training at the first step whose training loss is NaN or infinite.
+class DistinctRandomness(TrainerCallback):
+    """Give every process but the first a random stream of its own, derived from the seed.
 
-    A forward hook marks a non-finite loss on the device, without a synchronisation
-    per step; the mark is read whenever the Trainer is about to log, evaluate or
-    save. A bad step then stops the run and vetoes the save, so the checkpoints on
-    disk all hold weights from before the loss broke. Register it after every
-    callback that asks for saves, so its veto comes last.
+    The Trainer seeds every process alike, so processes given batches of the same
+    shape (packed masked-LM blocks, say) would draw the same masks, the same random
+    replacement tokens and the same dropout. Process 0 keeps the stream of a
+    one-process run, so runs compare across process counts; a resumed run restores
+    each process's own saved state after this.
     """
 
-    def __init__(self) -> None:
-        self.bad_step: int | None = None
-        self.bad_loss: float | None = None
-        self._seen: Any = None  # any non-finite loss since the last step ended (device bool)
-        self._first: Any = None  # (step, loss) of the first bad step, on the device
-        self._handle: Any = None
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw):
+        if args.world_size > 1 and args.process_index > 0:
+            from transformers import set_seed
 
-    def attach(self, model: Any) -> None:
-        """Watch the losses `model` returns while training."""
-        self._handle = model.register_forward_hook(self._inspect)
-
-    def detach(self) -> None:
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
-
-    def _inspect(self, module: Any, inputs: Any, output: Any) -> None:
-        import torch
-
-        loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
-        if not module.training or loss is None:
-            return
-        loss = loss.detach().float().reshape(-1)[:1]
-        bad = ~torch.isfinite(loss)
-        if self._seen is None:
-            self._seen, self._seen_loss = bad, loss
-        else:
-            self._seen_loss = torch.where(bad & ~self._seen, loss, self._seen_loss)
-            self._seen = self._seen | bad
-
-    def on_step_end(self, args, state: TrainerState, control: TrainerControl, **kw):
-        import torch
-
-        if self._seen is not None:
-            step = torch.full_like(self._seen_loss, float(state.global_step))
-            record = torch.cat([step, self._seen_loss])
-            if self._first is None:
-                self._first = torch.where(self._seen, record, torch.full_like(record, -1.0))
-            else:
-                fresh = self._seen & (self._first[:1] < 0)
-                self._first = torch.where(fresh, record, self._first)
-            self._seen = None
-        decisions = (control.should_save, control.should_log, control.should_evaluate)
-        if any(decisions) or control.should_training_stop:
-            self._veto_if_bad(control)
-
-    def on_epoch_end(self, args, state: TrainerState, control: TrainerControl, **kw):
-        self._veto_if_bad(control)
-
-    def on_train_end(self, args, state, control, **kw):
-        self.detach()
-
-    def _veto_if_bad(self, control: TrainerControl) -> None:
-        if self.bad_step is None and self._first is not None:
-            step, loss = self._first.tolist()
-            if step >= 0:
-                self.bad_step, self.bad_loss = int(step), loss
-        if self.bad_step is not None:  # every later save request too (the epoch end's)
-            control.should_training_stop = True
-            control.should_save = False
-            control.should_evaluate = False
-
-    def check(self) -> None:
-        """Raise if training was stopped for a non-finite loss."""
-        if self.bad_step is not None:
-            raise TrainingError(
-                f"the training loss became {self.bad_loss} at step {self.bad_step}",
-                hint="lower train.learning_rate, or use train.precision=fp32 (or bf16 instead of fp16)",
-            )
+            set_seed(args.seed + 7919 * args.process_index)

@@ -10,6 +10,7 @@ process, not leave the others waiting forever.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -33,6 +34,18 @@ def join_processes(device: str) -> None:
         from accelerate import PartialState
 
         PartialState(cpu=device == "cpu")
+
+
+def leave_processes() -> None:
+    """Leave the process group, if this process joined one (before it exits).
+
+    A process that exits still in the group can abort at interpreter shutdown
+    ("terminate called without an active exception"), and its launcher then reports
+    a crash where there was a clean error. Looks torch up without importing it.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _state():

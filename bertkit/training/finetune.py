@@ -93,7 +93,7 @@ def finetune(
     data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed, limit=limit)
     class_weights = resolve_class_weights(recipe, data)
     selection = select_metric(recipe, data)  # a train.metric the data cannot give fails now, not later
-    placement = resolve_placement(recipe.train.precision, device)
+    placement = resolve_placement(recipe.train.precision, device, recipe.train.tf32)
     join_processes(placement.device)
     run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)
 

@@ -70,7 +70,7 @@ def pretrain(
     tokenizer = None if recipe.tokenizer.train else _existing_tokenizer(recipe)
     preflight(recipe, limit, tokenizer)
     corpus = _load_splits(recipe, limit)
-    placement = resolve_placement(recipe.train.precision, device)
+    placement = resolve_placement(recipe.train.precision, device, recipe.train.tf32)
     join_processes(placement.device)
     run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)
     with cleanup_on_failure(run, created=checkpoint is None):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from bertkit import __version__
-from bertkit.console import err, is_main_process
+from bertkit.console import is_main_process
 from bertkit.errors import BertkitError, RunError
 from bertkit.files import atomic_write_json
 from bertkit.recipe.schema import Recipe
@@ -147,12 +146,14 @@ class CheckpointState(TrainerCallback):
     """Checkpoints every N steps and at every epoch end, each carrying bertkit's state.
 
     The Trainer already saves model, optimizer, scheduler, RNG states and its own
-    state (the data position); this adds the recipe, so a resume can check it.
+    state (the data position); this adds the recipe and the layout of the run
+    (processes and examples per step), so a resume can check both.
     """
 
-    def __init__(self, recipe: Recipe, every_steps: int | None) -> None:
+    def __init__(self, recipe: Recipe, every_steps: int | None, args: Any) -> None:
         self.recipe = recipe.model_dump(mode="json")
         self.every_steps = every_steps
+        self.layout = run_layout(args)
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.every_steps and state.global_step % self.every_steps == 0:
@@ -166,58 +167,71 @@ class CheckpointState(TrainerCallback):
             return
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.is_dir():
-            record = {"bertkit": __version__, "recipe": self.recipe, "step": state.global_step}
+            record = {
+                "bertkit": __version__,
+                "recipe": self.recipe,
+                "step": state.global_step,
+                "layout": self.layout,
+            }
             atomic_write_json(folder / CHECKPOINT_MARKER, record)
 
 
-class StopOnInterrupt(TrainerCallback):
-    """The first Ctrl-C saves a checkpoint at the end of the step and stops; a second aborts."""
+def run_layout(args: Any) -> dict[str, int]:
+    """How a run spreads its work: processes, and examples per optimizer step over all of them."""
+    per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+    return {"processes": args.world_size, "examples_per_step": per_step}
 
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
 
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        """Handle SIGINT while training (single process only; launchers own it otherwise)."""
-        if world_size() > 1:
-            yield
-            return
-        self._previous = signal.signal(signal.SIGINT, self._handle)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, self._previous)
+def check_same_layout(args: Any, checkpoint: Path) -> None:
+    """Refuse to resume with another number of processes or another effective batch.
 
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            signal.signal(signal.SIGINT, self._previous)
-            raise KeyboardInterrupt
-        self.requested = True
-        err.print("\n[yellow]stopping:[/yellow] saving a checkpoint after this step (Ctrl-C again to abort)")
+    The position in the data is counted in steps; with a different layout the same
+    step count points elsewhere in the data, and the run would silently train on
+    other examples than an uninterrupted one.
 
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.requested:
-            control.should_save = True
-            control.should_training_stop = True
+    Raises:
+        RunError: names both layouts.
+    """
+    state_file = checkpoint / CHECKPOINT_MARKER
+    saved = json.loads(state_file.read_text(encoding="utf-8")).get("layout") if state_file.is_file() else None
+    now = run_layout(args)
+    if not saved or saved == now:
+        return
+
+    def shown(layout: dict[str, int]) -> str:
+        processes, examples = layout["processes"], layout["examples_per_step"]
+        return f"{processes} process{'es' if processes > 1 else ''}, {examples} examples per step"
+
+    raise RunError(
+        f"{checkpoint}: trained with {shown(saved)}; this run has {shown(now)}, so it would not "
+        "continue where the checkpoint stopped",
+        hint=f"resume with the same layout (--num-processes {saved['processes']}), or start a new run",
+    )
+
+
+def resume_command(command: str, run: RunDirectory) -> str:
+    """The command that continues `run` (with as many processes as this one)."""
+    processes = f" --num-processes {world_size()}" if world_size() > 1 else ""
+    return f"bertkit {command} --recipe {run.recipe_file} --resume-from {run.path}{processes}"
 
 
 def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | None, command: str) -> Any:
-    """Run `trainer.train()` with checkpoints, Ctrl-C handling and the NaN guard.
+    """Run `trainer.train()` with checkpoints, signal handling and the NaN guard.
 
     Raises:
         TrainingError: the loss became NaN or infinite.
-        RunInterrupted: Ctrl-C (a checkpoint was saved; the message says how to resume).
+        RunInterrupted: Ctrl-C or SIGTERM (a checkpoint was saved; the message says how to resume).
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from bertkit.console import note
-    from bertkit.training.callbacks import StopOnNonFinite
+    from bertkit.training.callbacks import DistinctRandomness
+    from bertkit.training.guard import TrainingGuard
 
-    guard, interrupt = StopOnNonFinite(), StopOnInterrupt()
-    schedule = CheckpointState(recipe, recipe.train.save_steps)
-    # The NaN guard goes last: it vetoes saves the others ask for once the loss broke.
-    for callback in (interrupt, schedule, guard):
+    guard = TrainingGuard()
+    schedule = CheckpointState(recipe, recipe.train.save_steps, trainer.args)
+    # The guard goes last: it vetoes saves the others ask for once the loss broke.
+    for callback in (DistinctRandomness(), schedule, guard):
         trainer.add_callback(callback)
     guard.attach(trainer.model)
     trainer.remove_callback(PrinterCallback)
@@ -225,30 +239,35 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
     if "tensorboard" in recipe.train.report_to:
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
     if resume_from is not None:
+        check_same_layout(trainer.args, resume_from)
         note(f"resuming from {resume_from}")
-    with interrupt.installed():
+    with guard.installed():
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     guard.check()
-    if interrupt.requested:
-        recipe_file = run.recipe_file
+    if guard.stopped:
         raise RunInterrupted(
-            f"interrupted at step {trainer.state.global_step}; checkpoint saved in {run.checkpoints}",
-            hint=f"resume with: bertkit {command} --recipe {recipe_file} --resume-from {run.path}",
+            f"stopped ({guard.signal_name or 'a signal to another process'}) at step "
+            f"{trainer.state.global_step}; checkpoint saved in {run.checkpoints}",
+            hint=f"resume with: {resume_command(command, run)}",
         )
     return output
 
 
 def save_model(trainer: Any, run: RunDirectory) -> Path:
-    """Save the trained model into a staging folder beside `model/` (every process).
+    """Save the trained model, in fp32, into a staging folder beside `model/` (every process).
 
     Sharded models (FSDP, DeepSpeed) need every process to take part in the save.
     """
+    from bertkit.models import store_in_fp32
+
     staging = run.path / ".model.tmp"
     if is_main_process():
         shutil.rmtree(staging, ignore_errors=True)
     barrier()
     trainer.save_model(str(staging))
     barrier()
+    if is_main_process():
+        store_in_fp32(staging)
     return staging
 
 

@@ -6,6 +6,7 @@ this; everything else (loss, evaluation, checkpoints, Accelerate) is the Trainer
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from transformers import Trainer
@@ -35,6 +36,7 @@ class BertkitTrainer(Trainer):
         if self.micro_batches <= 1 or LENGTH_COLUMN not in columns:
             return super().get_train_dataloader()
         from torch.utils.data import DataLoader
+        from transformers.trainer_utils import seed_worker
 
         args = self.args
         # The Trainer lowers this from the configured size when auto_find_batch_size
@@ -42,7 +44,12 @@ class BertkitTrainer(Trainer):
         micro = getattr(self, "_train_batch_size", args.train_batch_size)
         seed = args.data_seed if args.data_seed is not None else args.seed
         sampler = SortedMicroBatches(
-            dataset[LENGTH_COLUMN], micro * self.micro_batches, self.micro_batches, seed=seed
+            dataset[LENGTH_COLUMN],
+            micro * self.micro_batches,
+            self.micro_batches,
+            seed=seed,
+            num_processes=args.world_size,
+            process_index=args.process_index,
         )
         workers = args.dataloader_num_workers
         loader = DataLoader(
@@ -53,5 +60,25 @@ class BertkitTrainer(Trainer):
             pin_memory=args.dataloader_pin_memory,
             persistent_workers=args.dataloader_persistent_workers and workers > 0,
             prefetch_factor=args.dataloader_prefetch_factor if workers > 0 else None,
+            # Each worker of each process seeds itself apart (masking collators draw from it).
+            worker_init_fn=partial(seed_worker, num_workers=workers, rank=args.process_index),
         )
-        return self.accelerator.prepare(loader)
+        return own_sharding(self.accelerator.prepare(loader), sampler)
+
+
+def own_sharding(prepared: Any, sampler: SortedMicroBatches) -> Any:
+    """Make Accelerate's batch-sampler shard a pass-through around a rank-aware sampler.
+
+    Under several processes `accelerator.prepare` wraps the batch sampler in
+    `BatchSamplerShard`, which would shard the already-sharded batches a second
+    time. Transformers neutralises the wrapper the same way for its own rank-aware
+    sampler (`BatchRebalanceSampler`). The wrapper also gets the sampler's
+    `set_epoch`: on a mid-epoch resume the Trainer reaches the sampler through one
+    more wrapper (Accelerate's `skip_first_batches`) and stops at this one.
+    """
+    wrapper = getattr(prepared, "batch_sampler", None)
+    if wrapper is not None and wrapper is not sampler and getattr(wrapper, "batch_sampler", None) is sampler:
+        wrapper.num_processes = 1
+        wrapper.process_index = 0
+        wrapper.set_epoch = sampler.set_epoch
+    return prepared
