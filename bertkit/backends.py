@@ -41,11 +41,14 @@ def is_onnx_export(folder: Path) -> bool:
     return (folder / MODEL_FILE).is_file()
 
 
-def check_backend_options(backend: str, quantize: str | None, device: str | None) -> None:
+def check_backend_options(
+    backend: str, quantize: str | None, device: str | None, precision: str = "auto"
+) -> None:
     """Refuse option combinations no backend can run, before anything loads.
 
     Raises:
-        UsageError: an unknown backend or quantization, or int8 on a GPU.
+        UsageError: an unknown backend or quantization, int8 on a GPU, or a
+            `--precision` the backend does not take.
     """
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend!r}: expected torch or onnx", hint="use --backend onnx")
@@ -55,6 +58,12 @@ def check_backend_options(backend: str, quantize: str | None, device: str | None
         raise UsageError(
             f"--quantize {quantize} runs on CPU only, not on {device}",
             hint="drop --device (or use --device cpu) with --quantize int8",
+        )
+    if precision not in ("auto", "fp32") and (backend != "torch" or quantize):
+        what = "--quantize int8" if quantize else f"--backend {backend}"
+        raise UsageError(
+            f"--precision {precision}: applies to the torch backend in floating point, not to {what}",
+            hint="drop --precision",
         )
     if backend == "onnx" and device not in (None, "cpu", "cuda"):
         raise UsageError(
@@ -116,6 +125,7 @@ def load_backend_classifier(
     backend: str = "torch",
     quantize: str | None = None,
     device: str | None = None,
+    precision: str = "auto",
     root: Path = Path("runs"),
 ) -> Classifier:
     """A classifier on the chosen backend; the same interface and outputs whichever it is.
@@ -125,10 +135,12 @@ def load_backend_classifier(
     """
     from bertkit.inference import load_classifier
 
-    check_backend_options(backend, quantize, device)
+    check_backend_options(backend, quantize, device, precision)
     if backend == "onnx":
         return load_onnx_classifier(find_onnx_dir(model, root), quantize=quantize, device=device)
-    classifier = load_classifier(model, root=root, device="cpu" if quantize else device)
+    if quantize:
+        device, precision = "cpu", "fp32"
+    classifier = load_classifier(model, root=root, device=device, precision=precision)
     if quantize:
         classifier.model = quantize_linear_int8(classifier.model)
     return classifier

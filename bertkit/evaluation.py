@@ -41,11 +41,12 @@ def evaluate_classifier(
     text_pair: str | None = None,
     label: str | None = None,
     limit: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     output: Path | None = None,
     extra_metrics: list[str] | None = None,
     root: Path = Path("runs"),
     device: str | None = None,
+    precision: str = "auto",
 ) -> EvalResult:
     """Evaluate a classifier and write metrics.json, report.md, plots and errors.jsonl.
 
@@ -55,11 +56,12 @@ def evaluate_classifier(
         split: validation or test (with a run's recipe); default validation, else test.
         text, text_pair, label: column names; default the run recipe's, else text/label.
         limit: evaluate only the first N rows.
-        batch_size: examples per forward pass.
+        batch_size: examples per forward pass; default 64 on CPU, 256 on a GPU.
         output: report folder; default `<run>/eval/<data>` or `eval/<model>-<data>`.
         extra_metrics: names from the `evaluate` library (needs the Hub).
         root: where runs and `latest` live.
         device: cpu, cuda or mps.
+        precision: auto, fp32, bf16 or fp16 (see `inference.load_classifier`).
 
     Raises:
         BertkitError: no model or data, missing columns, labels the model does not know.
@@ -69,7 +71,10 @@ def evaluate_classifier(
     from bertkit.metrics import compute_classification_metrics, evaluate_library_metric, main_metric
 
     check_report_dir(output)
-    classifier = load_classifier(model, root=root, device=device)
+    from bertkit.training.devices import DEFAULT_INFERENCE_BATCH
+
+    classifier = load_classifier(model, root=root, device=device, precision=precision)
+    batch_size = batch_size or DEFAULT_INFERENCE_BATCH[classifier.device]
     recipe = classifier.recipe
     columns = _columns(recipe.data if recipe else None, text, text_pair, label)
     source, split_name = _source(recipe.data if recipe else None, data, split)

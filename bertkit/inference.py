@@ -61,6 +61,7 @@ class Classifier:
     device: str
     run: RunDirectory | None = None
     recipe: Recipe | None = None
+    precision: str = "fp32"
 
     def logits(
         self,
@@ -114,8 +115,7 @@ class Classifier:
         import torch
 
         with torch.inference_mode():
-            inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
-            return self.model(**inputs).logits.float().cpu().numpy()
+            return self.model(**to_device(batch, self.device)).logits.float().cpu().numpy()
 
 
 def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path, RunDirectory | None]:
@@ -144,9 +144,17 @@ def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path,
 
 
 def load_classifier(
-    model: Path | None, *, root: Path = Path("runs"), device: str | None = None
+    model: Path | None, *, root: Path = Path("runs"), device: str | None = None, precision: str = "auto"
 ) -> Classifier:
     """Load a classifier from a run directory, a model folder, or the latest run.
+
+    Args:
+        model: a run directory or model folder; default the latest run under `root`.
+        root: where runs and `latest` live.
+        device: cpu, cuda or mps; default the best available.
+        precision: auto, fp32, bf16 or fp16 (see `devices.inference_precision`); on
+            CUDA, half precision is used only once it passed a parity check against
+            fp32 on sample texts.
 
     Raises:
         BertkitError: nothing to load, not a classifier, unsafe or broken weights.
@@ -155,7 +163,7 @@ def load_classifier(
 
     from bertkit.models import ModelRef, load_model, load_tokenizer
     from bertkit.recipe.loading import load_recipe
-    from bertkit.training.devices import detect_device
+    from bertkit.training.devices import detect_device, hardware, inference_precision
 
     folder, run = find_model_dir(model, root)
     config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
@@ -170,13 +178,14 @@ def load_classifier(
     classifier_model, _ = load_model(AutoModelForSequenceClassification, ref)
     tokenizer = load_tokenizer(str(folder))
     device = detect_device(device)
+    precision = inference_precision(precision, hardware(device))
     classifier_model.to(device).eval()
 
     recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
     saved = getattr(config, CONFIG_KEY, None) or {}
     labels = labels_from_config(config, separator=saved.get("separator"))
     limit = min(tokenizer.model_max_length or _DEFAULT_MAX_LENGTH, _DEFAULT_MAX_LENGTH)
-    return Classifier(
+    classifier = Classifier(
         model=classifier_model,
         tokenizer=tokenizer,
         labels=labels,
@@ -188,6 +197,56 @@ def load_classifier(
         run=run,
         recipe=recipe,
     )
+    if precision != "fp32":
+        use_half_precision(classifier, precision)
+    return classifier
+
+
+def use_half_precision(classifier: Classifier, precision: str) -> None:
+    """Switch a classifier to bf16 or fp16 if it predicts as fp32 does on sample texts.
+
+    The sample and the limits are those of the int8 export check (`bertkit.parity`):
+    the run's validation texts (else built-in sentences), at least 99% of predictions
+    unchanged, or at most a point of accuracy lost where the texts have labels. A
+    model that fails stays in fp32, and a warning says so.
+    """
+    import torch
+
+    from bertkit.console import note, warn
+    from bertkit.parity import HALF_SAMPLE_TEXTS, Tolerances, judge, prediction_agreement, sample_accuracy
+    from bertkit.parity import sample_texts as parity_sample
+
+    sample = parity_sample(classifier.recipe, None, classifier.pair, HALF_SAMPLE_TEXTS, classifier.labels)
+    problem, threshold = classifier.labels.problem, classifier.threshold
+    reference = classifier.logits(sample.texts, sample.pairs)
+    classifier.model.to(getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[precision]))
+    half = classifier.logits(sample.texts, sample.pairs)
+    agreement, of = prediction_agreement(problem, threshold, reference, half)
+    accuracy = None
+    if sample.targets is not None:
+        theirs = sample_accuracy(problem, threshold, reference, sample.targets)
+        accuracy = (len(sample.texts), sample_accuracy(problem, threshold, half, sample.targets), theirs)
+    diff = float(np.abs(reference - half).max()) if len(sample.texts) else 0.0
+    count = len(sample.texts)
+    check = judge(precision, count, count, diff, agreement, of, Tolerances(), accuracy)
+    if check.passed:
+        classifier.precision = precision
+        note(f"predicting in {precision}: {of} agree with fp32 on {agreement:.1%} of {sample.where}")
+    else:
+        classifier.model.float()
+        warn(
+            f"predicting in fp32: {precision} changed the {of} of {1 - agreement:.1%} of {sample.where} "
+            "(use --precision fp32 to skip this check)"
+        )
+
+
+def to_device(batch: dict[str, np.ndarray], device: str) -> dict[str, Any]:
+    """A batch of arrays as torch tensors on `device`; to CUDA through pinned memory, without waiting."""
+    import torch
+
+    if device != "cuda":
+        return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+    return {k: torch.from_numpy(v).pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def labels_from_config(config: Any, separator: str | None = None) -> LabelSpec:

@@ -36,6 +36,7 @@ FP32_MAX_DIFF = 1e-3
 INT8_MIN_AGREEMENT = 0.99
 INT8_MAX_ACCURACY_DROP = 0.01
 MLM_MAX_LENGTH = 128
+HALF_SAMPLE_TEXTS = 256  # GPU prediction in bf16/fp16 is checked on as many texts as an export
 
 # Varied sentences for the parity check when a model has no validation data of its
 # own: short and long, questions, negations, numbers, punctuation, accents, and one

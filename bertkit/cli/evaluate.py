@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bertkit.cli import app
-from bertkit.cli.options import DeviceOption, JsonOption, ModelDirOption
+from bertkit.cli.options import BatchSizeOption, DeviceOption, JsonOption, ModelDirOption, PrecisionOption
 
 
 @app.command("eval")
@@ -46,7 +46,7 @@ def evaluate(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the first N rows.", show_default=False)
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Examples per forward pass.")] = 64,
+    batch_size: BatchSizeOption = None,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Report folder. Default: RUN/eval/<data>.", show_default=False),
@@ -69,6 +69,7 @@ def evaluate(
         ),
     ] = None,
     device: DeviceOption = None,
+    precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Evaluate a model on labelled data and write a report.
@@ -88,7 +89,11 @@ def evaluate(
 
     folder, _ = find_model_dir(model)
     if model_kind(folder) == "masked-lm":
-        _evaluate_masked_lm(model, data, baseline, limit, batch_size, output, device, as_json)
+        if precision not in ("auto", "fp32"):
+            from bertkit.errors import UsageError
+
+            raise UsageError(f"--precision {precision}: masked-LM evaluation runs in fp32", hint="drop it")
+        _evaluate_masked_lm(model, data, baseline, limit, batch_size or 32, output, device, as_json)
         return
     from bertkit.evaluation import evaluate_classifier
 
@@ -104,6 +109,7 @@ def evaluate(
         output=output,
         extra_metrics=metric,
         device=device,
+        precision=precision,
     )
     _render(result, as_json)
 

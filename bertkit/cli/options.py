@@ -47,3 +47,20 @@ DeviceOption = Annotated[
         show_default=False,
     ),
 ]
+PrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto, fp32, bf16 or fp16. auto: bf16 (fp16 on older GPUs) on CUDA once it agrees with "
+        "fp32 on sample texts, fp32 on CPU.",
+    ),
+]
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        min=1,
+        help="Texts per forward pass. Default: 64 on CPU, 256 on a GPU.",
+        show_default=False,
+    ),
+]

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from bertkit.cli import app
-from bertkit.cli.options import DeviceOption, JsonOption, ModelDirOption
+from bertkit.cli.options import BatchSizeOption, DeviceOption, JsonOption, ModelDirOption, PrecisionOption
 
 
 @app.command("predict")
@@ -57,7 +57,7 @@ def predict(
             show_default=False,
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Texts per forward pass.")] = 64,
+    batch_size: BatchSizeOption = None,
     on_error: Annotated[
         str, typer.Option("--on-error", help="stop: fail on a malformed row; skip: skip and report it.")
     ] = "stop",
@@ -76,6 +76,7 @@ def predict(
         ),
     ] = None,
     device: DeviceOption = None,
+    precision: PrecisionOption = "auto",
     as_json: JsonOption = False,
 ) -> None:
     """Predict labels for texts or a file with a trained model.
@@ -100,17 +101,23 @@ def predict(
         )
     from bertkit.backends import backend_model_dir, check_backend_options, load_backend_classifier
     from bertkit.masked_lm import model_kind
+    from bertkit.training.devices import DEFAULT_INFERENCE_BATCH
 
-    check_backend_options(backend, quantize, device)
+    check_backend_options(backend, quantize, device, precision)
     folder = backend_model_dir(model, backend)
     if model_kind(folder) == "masked-lm":
+        if precision not in ("auto", "fp32"):
+            raise UsageError(f"--precision {precision}: fill-mask predicts in fp32", hint="drop --precision")
         if not texts:
             raise UsageError(
                 "fill-mask takes texts as arguments, not --input", hint='bertkit predict "a [MASK] day"'
             )
         _fill_mask(model, texts, top_k if top_k > 1 else 5, device, as_json, backend, quantize)
         return
-    classifier = load_backend_classifier(model, backend=backend, quantize=quantize, device=device)
+    classifier = load_backend_classifier(
+        model, backend=backend, quantize=quantize, device=device, precision=precision
+    )
+    batch_size = batch_size or DEFAULT_INFERENCE_BATCH[classifier.device]
     if threshold is not None:
         classifier.threshold = threshold
     if texts:

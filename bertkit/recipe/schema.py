@@ -240,6 +240,11 @@ class TrainSection(Section):
         description="TensorFloat-32 matmuls on Ampere and newer GPUs. `auto`: on for bf16/fp16 runs "
         "(for what stays in fp32), off for fp32 runs, which stay IEEE fp32 unless this is true.",
     )
+    pad_to_multiple_of: Literal["auto"] | Annotated[int, Field(ge=1)] | None = Field(
+        "auto",
+        description="Pad each batch's length up to a multiple of this. `auto`: 8 under bf16/fp16 "
+        "(tensor-core shapes), none in fp32; null: never.",
+    )
     group_by_length: bool = Field(
         True,
         description="Run each random batch as length-sorted micro-batches (gradients accumulated): "

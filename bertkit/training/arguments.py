@@ -186,3 +186,14 @@ def recipe_precision(precision: str) -> Iterator[None]:
             os.environ.pop(PRECISION_VARIABLE, None)
         else:
             os.environ[PRECISION_VARIABLE] = given
+
+
+def pad_multiple(train: TrainSection, placement: Placement) -> int | None:
+    """What batch lengths are padded up to a multiple of (`train.pad_to_multiple_of`).
+
+    auto: 8 under bf16/fp16, where tensor cores want shapes in multiples of 8, and
+    none in fp32, where it would only add padding.
+    """
+    if train.pad_to_multiple_of == "auto":
+        return 8 if placement.precision != "fp32" else None
+    return train.pad_to_multiple_of

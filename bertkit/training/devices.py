@@ -178,3 +178,37 @@ def refuse_data_parallel() -> None:
             hint=f"run one process per GPU (--num-processes {gpus}, or torchrun/accelerate launch), "
             "or use one GPU: CUDA_VISIBLE_DEVICES=0",
         )
+
+
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Texts per forward pass when prediction is not told: CPU batches past 64 gain nothing,
+# while a GPU stays busy only with larger ones.
+DEFAULT_INFERENCE_BATCH = {"cpu": 64, "mps": 64, "cuda": 256}
+
+
+def inference_precision(requested: str, hw: Hardware) -> str:
+    """The dtype prediction runs in: `--precision` (auto | fp32 | bf16 | fp16) for the hardware.
+
+    auto: bf16 on GPUs with bf16 in hardware, fp16 on other CUDA GPUs (both only
+    after a parity check against fp32, see `bertkit.parity`), fp32 on CPU and MPS,
+    where half precision is slower or not supported.
+
+    Raises:
+        UsageError: half precision asked for off CUDA, or bf16 on a GPU without it.
+    """
+    if requested not in INFERENCE_PRECISIONS:
+        choices = ", ".join(INFERENCE_PRECISIONS)
+        raise UsageError(f"--precision {requested}: expected one of {choices}", hint="use --precision fp32")
+    cuda = hw.device == "cuda"
+    if requested == "auto":
+        return ("bf16" if hw.native_bf16 else "fp16") if cuda else "fp32"
+    if requested != "fp32" and not cuda:
+        raise UsageError(
+            f"--precision {requested}: half-precision prediction runs on CUDA GPUs; this is {hw.device}",
+            hint="drop --precision (fp32 here), or use --quantize int8 for speed on a CPU",
+        )
+    if requested == "bf16" and not hw.native_bf16:
+        raise UsageError(
+            f"--precision bf16: this GPU ({hw.name}) has no bf16 in hardware", hint="use --precision fp16"
+        )
+    return requested

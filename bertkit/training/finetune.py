@@ -137,7 +137,7 @@ def _train(
     from bertkit.metrics import make_compute_metrics
     from bertkit.models import load_model
     from bertkit.recipe.loading import dump_recipe
-    from bertkit.training.arguments import micro_batch_splits, training_arguments
+    from bertkit.training.arguments import micro_batch_splits, pad_multiple, training_arguments
     from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
     from bertkit.training.trainer import BertkitTrainer
@@ -208,7 +208,7 @@ def _train(
         eval_dataset=tokenized.get("validation"),
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(
-            tokenizer, pad_to_multiple_of=8 if placement.precision != "fp32" else None
+            tokenizer, pad_to_multiple_of=pad_multiple(recipe.train, placement)
         ),
         compute_metrics=make_compute_metrics(
             spec.problem, threshold=recipe.labels.threshold, label_names=list(spec.names) or None

@@ -158,7 +158,7 @@ def _train(
     from bertkit.data.masking import MlmCollator, premask
     from bertkit.files import atomic_write_text
     from bertkit.recipe.loading import dump_recipe
-    from bertkit.training.arguments import micro_batch_splits, training_arguments
+    from bertkit.training.arguments import micro_batch_splits, pad_multiple, training_arguments
     from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
     from bertkit.training.trainer import BertkitTrainer
@@ -188,7 +188,7 @@ def _train(
     # normalised over accumulation steps and devices: gradients would grow with
     # gradient_accumulation and with the number of processes. Say what is true.
     model.accepts_loss_kwargs = False
-    pad = 8 if placement.precision != "fp32" else None
+    pad = pad_multiple(recipe.train, placement)
     collator = MlmCollator(tokenizer, recipe.mlm.probability, recipe.mlm.whole_word, pad_to_multiple_of=pad)
     if "validation" in sequences:
         sequences["validation"] = premask(sequences["validation"], collator)
