@@ -80,6 +80,7 @@ def write_run_outputs(
             "precision": placement.precision,
             "device": placement.device,
             "precision_reason": placement.reason,
+            "ran": what_ran(trainer, placement),
             "command": command,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -96,6 +97,31 @@ def write_run_outputs(
         },
         Path(recipe.output.root),
     )
+
+
+def what_ran(trainer: Any, placement: Placement) -> dict[str, Any]:
+    """What the run really computed with, read back from the Trainer after training."""
+    import torch
+
+    accelerator = trainer.accelerator
+    ran: dict[str, Any] = {
+        "mixed_precision": accelerator.mixed_precision,
+        "processes": accelerator.num_processes,
+        "distributed": str(accelerator.distributed_type).split(".")[-1],
+        "tf32": bool(placement.device == "cuda" and torch.backends.cuda.matmul.allow_tf32),
+        "attention": getattr(trainer.model.config, "_attn_implementation", None),
+        "optimizer": type(
+            trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
+        ).__name__,
+    }
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is not None:  # fp16: how loss scaling went
+        ran["loss_scale"] = float(scaler.get_scale())
+        # The schedule steps only with the optimizer: the difference is the overflow steps skipped.
+        schedule = getattr(trainer.lr_scheduler, "scheduler", trainer.lr_scheduler)
+        if isinstance(getattr(schedule, "last_epoch", None), int):
+            ran["skipped_steps"] = trainer.state.global_step - schedule.last_epoch
+    return ran
 
 
 def _lineage(ref: ModelRef) -> list[str]:
