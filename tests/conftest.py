@@ -174,6 +174,26 @@ def tiny_sentiment_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sentiment_96_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """train.csv with all 96 tiny sentences (48 per label) and validation.csv with 24 others.
+
+    96 divides into global batches of 48 = 1 x 48 = 2 x 24 = 3 x 16, so runs on one, two
+    and three processes train on the very same batches.
+    """
+    path = tmp_path_factory.mktemp("sentiment-96")
+    positive = [(text, "positive") for text in _POSITIVE]
+    negative = [(text, "negative") for text in _NEGATIVE]
+    _write_csv(path / "train.csv", [row for pair in zip(positive, negative, strict=True) for row in pair])
+    held_out = []
+    for j, noun in enumerate(NOUNS):
+        held_out.append((f"this {noun} is {POSITIVE_WORDS[j % len(POSITIVE_WORDS)]} .", "positive"))
+        held_out.append((f"our {noun} was really {NEGATIVE_WORDS[j % len(NEGATIVE_WORDS)]} .", "negative"))
+    _check_in_vocab([text for text, _ in held_out])
+    _write_csv(path / "validation.csv", held_out)
+    return path
+
+
+@pytest.fixture(scope="session")
 def tiny_corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A plain-text corpus of 60 short sentences, one per line, for masked-LM tests."""
     lines = [line for pair in zip(_POSITIVE, _NEGATIVE, strict=True) for line in pair][:60]

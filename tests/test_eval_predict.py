@@ -509,3 +509,48 @@ def test_predict_texts_refuses_pairs_for_a_single_text_model(classifier):
 
     with pytest.raises(DataError, match="single texts"):
         predict_texts(classifier, [POSITIVE], ["it was good"])
+
+
+# --------------------------------------------------------------------------- half precision (GPU path)
+
+
+def test_half_precision_is_used_when_it_predicts_as_fp32_does(trained, capsys):
+    """The check a GPU runs before predicting in bf16; bf16 also runs on a CPU, so it is tested here."""
+    import torch
+
+    from bertkit.inference import load_classifier, use_half_precision
+
+    fp32 = load_classifier(trained.run)
+    texts = ["the food was good .", "the film was bad .", "a really dull plot , not worth the money ."]
+    reference = fp32.logits(texts)
+    half = load_classifier(trained.run)
+    use_half_precision(half, "bf16")
+    assert half.precision == "bf16" and next(half.model.parameters()).dtype == torch.bfloat16
+    assert (half.logits(texts).argmax(1) == reference.argmax(1)).all()
+    assert "predicting in bf16" in capsys.readouterr().err
+
+
+def test_half_precision_that_changes_predictions_stays_in_fp32(trained, monkeypatch, capsys):
+    import torch
+
+    import bertkit.parity
+    from bertkit.inference import load_classifier, use_half_precision
+
+    monkeypatch.setattr(bertkit.parity, "prediction_agreement", lambda *args: (0.9, "labels"))
+    unlabelled = bertkit.parity.Sample(["the food was good .", "the film was bad ."], None, "2 texts")
+    monkeypatch.setattr(bertkit.parity, "sample_texts", lambda *args: unlabelled)
+    classifier = load_classifier(trained.run)
+    use_half_precision(classifier, "bf16")
+    assert classifier.precision == "fp32" and next(classifier.model.parameters()).dtype == torch.float32
+    assert "predicting in fp32: bf16 changed the labels of 10.0%" in capsys.readouterr().err
+
+
+def test_precision_options_that_do_not_apply_are_refused(run_cli, trained):
+    run = trained.run
+    cpu = run_cli("predict", "--model", run, "--precision", "bf16", "x")
+    assert cpu.exit_code == 2 and "half-precision prediction runs on CUDA" in cpu.stderr
+    onnx = run_cli("predict", "--model", run, "--backend", "onnx", "--precision", "bf16", "x")
+    assert onnx.exit_code == 2 and "applies to the torch backend" in onnx.stderr
+    device = run_cli("predict", "--model", run, "--device", "cuda", "x")
+    assert device.exit_code == 2 and "--device cuda: this torch build has no CUDA" in device.stderr
+    assert "Traceback" not in device.output

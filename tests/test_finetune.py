@@ -615,3 +615,52 @@ def test_incomplete_run_is_refused_by_eval_and_predict(run_cli, single, tmp_path
         assert result.exit_code == 1, args
         assert f"{copy}: the run did not complete (no run.json)" in result.stderr
         assert "--resume" in result.stderr
+
+
+def test_a_half_precision_checkpoint_trains_and_saves_in_fp32(tmp_path, tiny_model_dir, tiny_sentiment_files):
+    """Transformers 5 keeps a checkpoint's stored dtype; bertkit trains and saves in fp32."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    half = tmp_path / "bf16-model"
+    model = BertForMaskedLM.from_pretrained(tiny_model_dir)
+    model.to(torch.bfloat16).save_pretrained(half)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(half)
+    assert json.loads((half / "config.json").read_text())["dtype"] == "bfloat16"
+
+    result = run_finetune(write_recipe(tmp_path, half, tiny_sentiment_files))
+    ran = json.loads((result.run.path / "environment.json").read_text())["ran"]
+    assert ran["weights"] == "float32"  # trained in fp32, not in the checkpoint's bf16
+    with safe_open(str(result.run.model_dir / "model.safetensors"), "pt") as weights:
+        dtypes = {weights.get_tensor(name).dtype for name in weights.keys()}  # noqa: SIM118
+    assert dtypes == {torch.float32}
+    assert json.loads((result.run.model_dir / "config.json").read_text())["dtype"] == "float32"
+
+
+def test_a_half_precision_save_is_rewritten_in_fp32(tmp_path, tiny_model_dir):
+    """What DeepSpeed's bf16 save leaves in model/ is turned back into fp32 weights."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    from bertkit.models import store_in_fp32
+
+    folder = tmp_path / "saved"
+    BertForMaskedLM.from_pretrained(tiny_model_dir).to(torch.bfloat16).save_pretrained(folder)
+    assert store_in_fp32(folder) == ["model.safetensors"]
+    reloaded = BertForMaskedLM.from_pretrained(folder, dtype="auto")
+    assert {p.dtype for p in reloaded.parameters()} == {torch.float32}
+    assert store_in_fp32(folder) == []  # already fp32: nothing rewritten
+
+
+def test_a_one_process_accelerate_config_trains_here(run_cli, tmp_path, tiny_model_dir, tiny_sentiment_files):
+    """B4: its launcher's child looked unlaunched and launched again, without end."""
+    config = tmp_path / "one.yaml"
+    config.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nmixed_precision: 'no'\n")
+    recipe = write_recipe(
+        tmp_path, tiny_model_dir, tiny_sentiment_files, train={"accelerate_config": str(config)}
+    )
+    result = run_cli("finetune", "--recipe", recipe, "--set", f"output.dir={tmp_path / 'run'}")
+    assert result.exit_code == 0, result.output
+    assert "launching" not in result.stderr
+    assert (tmp_path / "run" / "run.json").is_file()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,62 +141,238 @@ def test_resume_refuses_a_changed_recipe(tmp_path, tiny_model_dir, tiny_sentimen
     assert "Traceback" not in changed.stderr
 
 
-def _torchrun(*args: object, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _torchrun(*args: object, env: dict[str, str], processes: int = 2) -> subprocess.CompletedProcess[str]:
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
         "-m", "bertkit", *map(str, args),
     ]  # fmt: skip
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400, cwd=ROOT)
 
 
-@pytest.mark.parametrize("task", ["finetune", "pretrain"])
-def test_two_processes_write_one_run_with_single_process_metrics(
-    tmp_path, quiet_model, tiny_sentiment_files, tiny_corpus_file, task
+def _processes_writing(folder: Path) -> list[int]:
+    """Every process whose command line names `folder`: a launcher and its workers (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if str(folder).encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None, (
+        "the run ended before it could be stopped: " + process.stderr.read().decode()
+    )
+    assert path.exists(), f"{path} never appeared"
+
+
+def _same_training(ours: Path, theirs: Path, rel: float) -> None:
+    assert (
+        json.loads((ours / "run.json").read_text())["steps"]
+        == json.loads((theirs / "run.json").read_text())["steps"]
+    )
+    mine, other = _validation(ours), _validation(theirs)
+    assert mine["loss"] == pytest.approx(other["loss"], rel=rel)
+    assert mine["accuracy"] == other["accuracy"]
+
+
+@pytest.fixture(scope="module")
+def processes_setup(tmp_path_factory, tiny_model_dir, sentiment_96_files):
+    """A dropout-free model, a recipe at default settings, and the one-process run to compare with."""
+    tmp_path = tmp_path_factory.mktemp("processes")
+    model = _no_dropout_model(tiny_model_dir, tmp_path / "model")
+    recipe = _recipe(tmp_path, model, sentiment_96_files, epochs=3, learning_rate=0.003)
+    env = _env(tmp_path)
+    single = tmp_path / "single"
+    # Global batch 48 on one process: six micro-batches of 8 (group_by_length is on).
+    done = _bertkit(
+        "finetune",
+        "--recipe",
+        recipe,
+        "--set",
+        f"output.dir={single}",
+        "--set",
+        "train.batch_size=48",
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "masked" not in done.stderr
+    return recipe, env, single
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+def test_processes_at_default_settings_train_as_one_process_does(tmp_path, processes_setup, processes):
+    """The same global batch (48 = 2 x 24 = 3 x 16), each split into sorted micro-batches of 8.
+
+    Every process must run the same number of steps (or the run hangs), each step
+    must see the examples of the one-process step, and only the main process writes.
+    """
+    recipe, env, single = processes_setup
+    run = tmp_path / "run"
+    args = (
+        "finetune",
+        "--recipe",
+        recipe,
+        "--set",
+        f"output.dir={run}",
+        "--set",
+        f"train.batch_size={48 // processes}",
+    )
+    if processes == 2:
+        done = _torchrun(*args, env=env, processes=2)
+    else:  # bertkit's own launcher
+        done = _bertkit(*args, "--num-processes", "3", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _same_training(run, single, rel=1e-4)
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in single.iterdir())
+    assert not list(run.rglob("*.tmp"))
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == sorted(set(steps))  # one writer: no step logged twice
+    assert done.stdout.count("model:") == 1  # the summary is printed once, by the main process
+    ran = json.loads((run / "environment.json").read_text())["ran"]
+    assert ran["processes"] == processes and ran["mixed_precision"] == "no"
+
+
+def test_a_killed_two_process_run_resumes_in_the_same_order(tmp_path, tiny_model_dir, sentiment_96_files):
+    """SIGKILL every process mid-epoch, resume on two processes, end where an uninterrupted run ends.
+
+    Dropout stays on: each process's random state must come back from the checkpoint.
+    96 rows in global batches of 32: 3 steps an epoch; checkpoint-4 is mid-epoch 2.
+    """
+    recipe = _recipe(tmp_path, tiny_model_dir, sentiment_96_files, epochs=12, save_steps=4, batch_size=16)
+    env = _env(tmp_path)
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    done = _bertkit(
+        "finetune", "--recipe", recipe, "--set", f"output.dir={whole}", "--num-processes", "2", env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    command = [
+        sys.executable,
+        "-m",
+        "bertkit",
+        "finetune",
+        "--recipe",
+        str(recipe),
+        "--set",
+        f"output.dir={broken}",
+    ]
+    process = subprocess.Popen(
+        [*command, "--num-processes", "2"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _wait_for(broken / "checkpoints" / "checkpoint-4" / "bertkit.json", process)
+    for pid in _processes_writing(broken):
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+    assert not (broken / "run.json").exists()
+    for later in broken.glob("checkpoints/checkpoint-*"):  # the kill raced past step 4: as if it had not
+        if int(later.name.split("-")[1]) > 4:
+            shutil.rmtree(later)
+
+    one = _bertkit("finetune", "--recipe", recipe, "--set", f"output.dir={broken}", "--resume", env=env)
+    assert one.returncode == 1
+    assert "trained with 2 processes, 32 examples per step; this run has 1 process, 16" in one.stderr
+
+    resumed = _bertkit(
+        "finetune",
+        "--recipe",
+        recipe,
+        "--set",
+        f"output.dir={broken}",
+        "--resume",
+        "--num-processes",
+        "2",
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr and "checkpoint-4" in resumed.stderr
+    _same_training(broken, whole, rel=1e-5)
+
+
+def test_ctrl_c_stops_every_process_with_a_checkpoint_and_says_how_to_resume(
+    tmp_path, tiny_model_dir, sentiment_96_files
+):
+    recipe = _recipe(tmp_path, tiny_model_dir, sentiment_96_files, epochs=400, save_steps=5, batch_size=16)
+    env = _env(tmp_path)
+    run = tmp_path / "run"
+    command = [
+        sys.executable,
+        "-m",
+        "bertkit",
+        "finetune",
+        "--recipe",
+        str(recipe),
+        "--set",
+        f"output.dir={run}",
+    ]
+    process = subprocess.Popen(
+        [*command, "--num-processes", "2"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    _wait_for(run / "checkpoints" / "checkpoint-5" / "bertkit.json", process)
+    workers = [pid for pid in _processes_writing(run) if pid != process.pid]
+    assert len(workers) == 2
+    process.send_signal(signal.SIGINT)  # what the terminal sends the launcher on Ctrl-C
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr.decode()[-3000:]
+    assert not _processes_writing(run)  # no worker left behind
+    message = stderr.decode()
+    assert message.count("stopped (SIGINT) at step") == 1  # said once, by the main process
+    hint = (
+        f"resume with: bertkit finetune --recipe {run / 'recipe.yaml'} --resume-from {run} --num-processes 2"
+    )
+    assert hint in message
+    assert "Traceback" not in message
+    stopped = int(message.split("stopped (SIGINT) at step ")[1].split(";")[0])
+    assert (run / "checkpoints" / f"checkpoint-{stopped}" / "bertkit.json").is_file()
+    assert stopped < 400 * 3
+
+
+def test_two_process_pretraining_writes_one_run_with_single_process_metrics(
+    tmp_path, quiet_model, tiny_corpus_file
 ):
     env = _env(tmp_path)
-    if task == "finetune":
-        # Same global batch (2 x 4 vs 1 x 8) and plain shuffling: the same examples per step.
-        recipe = _recipe(tmp_path, quiet_model, tiny_sentiment_files, epochs=1, group_by_length="false")
-        one = ["--set", "train.batch_size=8"]
-        two = ["--set", "train.batch_size=4"]
-    else:
-        corpus = tiny_corpus_file
-        recipe = tmp_path / "mlm.yaml"
-        recipe.write_text(
-            f"task: mlm\nmodel: {{name: {quiet_model}}}\n"
-            f"data: {{train: {corpus}, validation: {corpus}, max_length: 32}}\n"
-            "mlm: {sequences: line_by_line}\n"
-            "train: {epochs: 1, learning_rate: 0.001, seed: 7, group_by_length: false}\n",
-            encoding="utf-8",
-        )
-        one = ["--set", "train.batch_size=8"]
-        two = ["--set", "train.batch_size=4"]
+    corpus = tiny_corpus_file
+    recipe = tmp_path / "mlm.yaml"
+    recipe.write_text(
+        f"task: mlm\nmodel: {{name: {quiet_model}}}\n"
+        f"data: {{train: {corpus}, validation: {corpus}, max_length: 32}}\n"
+        "mlm: {sequences: line_by_line}\n"
+        "train: {epochs: 1, learning_rate: 0.001, seed: 7}\n",
+        encoding="utf-8",
+    )
     single, double = tmp_path / "single", tmp_path / "double"
-
-    first = _bertkit(task, "--recipe", recipe, "--set", f"output.dir={single}", *one, env=env)
+    first = _bertkit(
+        "pretrain",
+        "--recipe",
+        recipe,
+        "--set",
+        f"output.dir={single}",
+        "--set",
+        "train.batch_size=8",
+        env=env,
+    )
     assert first.returncode == 0, first.stderr
-    second = _torchrun(task, "--recipe", recipe, "--set", f"output.dir={double}", *two, env=env)
+    args = ("pretrain", "--recipe", recipe, "--set", f"output.dir={double}", "--set", "train.batch_size=4")
+    second = _torchrun(*args, env=env)
     assert second.returncode == 0, second.stderr[-3000:]
 
-    assert (double / "run.json").is_file()
     assert (double / "model" / "model.safetensors").is_file()
     # The run directory holds what one process writes, nothing twice or half-written.
     assert sorted(p.name for p in double.iterdir()) == sorted(p.name for p in single.iterdir())
     assert not list(double.rglob("*.tmp"))
-    log = [json.loads(line) for line in (double / "log.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in log if "loss" in r]
-    assert steps == sorted(set(steps))  # one writer: no step logged twice
-    # The summary is printed once, by the main process.
     assert second.stdout.count("model:") == 1
-    ours, theirs = _validation(double), _validation(single)
-    if task == "finetune":
-        # Same examples per step, no dropout: the same model up to float summation order.
-        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-3)
-        assert ours["accuracy"] == theirs["accuracy"]
-    else:
-        # Training masks are drawn per process, so the second process masks its half
-        # of each batch differently: the loss is close, not equal (evaluation masks
-        # are fixed). Masked accuracy over this tiny corpus's few dozen masked tokens
-        # moves too much with that to compare.
-        assert ours["loss"] == pytest.approx(theirs["loss"], rel=0.02)
-        assert 0.0 <= ours["masked_accuracy"] <= 1.0
+    # Each process draws its own training masks (seeded per process), so the second
+    # process masks its half of each batch differently from a one-process run: the
+    # loss is close, not equal (evaluation masks are fixed).
+    assert _validation(double)["loss"] == pytest.approx(_validation(single)["loss"], rel=0.02)

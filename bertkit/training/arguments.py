@@ -89,6 +89,13 @@ def training_arguments(
     """
     from transformers import TrainingArguments
 
+    if train.gradient_checkpointing and os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        raise RecipeError(
+            "train.gradient_checkpointing: under FSDP it gathers every layer's weights again in the "
+            "backward pass",
+            hint="set fsdp_activation_checkpointing: true in the Accelerate config, and "
+            "train.gradient_checkpointing: false",
+        )
     per_device = batch_size(train, placement.device)
     # Each batch runs as `splits` length-sorted micro-batches (BertkitTrainer): the
     # Trainer sees the micro-batch size and accumulates over them.

@@ -122,3 +122,17 @@ class DistinctRandomness(TrainerCallback):
             from transformers import set_seed
 
             set_seed(args.seed + 7919 * args.process_index)
+
+
+class EvalBatchFollowsTraining(TrainerCallback):
+    """With `batch_size: auto`, evaluate with twice the training batch that was found to fit.
+
+    The Trainer shrinks the training batch after running out of memory and retries,
+    but leaves the evaluation batch where it started (256 on a GPU): a masked-LM
+    evaluation at that size would run out of memory itself, and each retry would
+    shrink the training batch further for nothing.
+    """
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw):
+        if state.train_batch_size:
+            args.per_device_eval_batch_size = state.train_batch_size * 2

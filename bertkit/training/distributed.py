@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from bertkit.console import is_main_process
@@ -83,3 +84,24 @@ def barrier() -> None:
     """Wait until every process gets here (a no-op in a single process)."""
     if world_size() > 1:
         _state().wait_for_everyone()
+
+
+@contextmanager
+def local_main_first() -> Iterator[None]:
+    """Let each machine's first process do something (fill a disk cache) before the others.
+
+    Used around tokenization: the first process tokenizes into the cache and the
+    others then read it, instead of every process tokenizing the whole data set.
+    The first process lets the others go even when it fails, so none waits forever.
+    """
+    if world_size() == 1:
+        yield
+        return
+    first = os.environ.get("LOCAL_RANK", "0") == "0"
+    if not first:
+        barrier()
+    try:
+        yield
+    finally:
+        if first:
+            barrier()

@@ -18,7 +18,7 @@ from bertkit.errors import RecipeError
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import RunDirectory
 from bertkit.training.arguments import Selection
-from bertkit.training.distributed import join_processes
+from bertkit.training.distributed import join_processes, local_main_first
 from bertkit.training.runner import (
     cleanup_on_failure,
     preflight,
@@ -131,7 +131,6 @@ def _train(
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, set_seed
     from transformers.trainer_callback import EarlyStoppingCallback
 
-    from bertkit.data.tokenize import tokenize_texts
     from bertkit.files import atomic_write_text
     from bertkit.inference import CONFIG_KEY, inputs_config
     from bertkit.metrics import make_compute_metrics
@@ -146,18 +145,8 @@ def _train(
     if is_main_process():
         atomic_write_text(run.recipe_file, dump_recipe(recipe))
 
-    tokenized = {}
-    for split in data.tables:
-        texts, pairs = data.texts(split, recipe.data)
-        result = tokenize_texts(
-            tokenizer, texts, pairs, data.targets[split], max_length=recipe.data.max_length
-        )
-        tokenized[split] = result.dataset
-        cached = " (cached)" if result.cached else ""
-        notes.append(
-            f"{split}: {result.truncated:,} of {len(result.dataset):,} examples "
-            f"({result.truncated_share:.1%}) truncated at {recipe.data.max_length} tokens{cached}"
-        )
+    with local_main_first():  # one process per machine tokenizes into the cache, the others read it
+        tokenized = _tokenize(recipe, data, tokenizer, notes)
     for line in notes:
         note(line)
 
@@ -241,6 +230,25 @@ def _train(
             command=command,
         )
     return TrainingResult(run, metrics, selection.metric, notes)
+
+
+def _tokenize(recipe: Recipe, data: ClassificationData, tokenizer: Any, notes: list[str]) -> dict[str, Any]:
+    """Every split tokenized (or read from the cache), with its truncation share noted."""
+    from bertkit.data.tokenize import tokenize_texts
+
+    tokenized = {}
+    for split in data.tables:
+        texts, pairs = data.texts(split, recipe.data)
+        result = tokenize_texts(
+            tokenizer, texts, pairs, data.targets[split], max_length=recipe.data.max_length
+        )
+        tokenized[split] = result.dataset
+        cached = " (cached)" if result.cached else ""
+        notes.append(
+            f"{split}: {result.truncated:,} of {len(result.dataset):,} examples "
+            f"({result.truncated_share:.1%}) truncated at {recipe.data.max_length} tokens{cached}"
+        )
+    return tokenized
 
 
 def select_metric(recipe: Recipe, data: ClassificationData) -> Selection:

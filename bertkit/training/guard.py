@@ -115,8 +115,14 @@ class TrainingGuard(TrainerCallback):
     # ------------------------------------------------------------------ losses
 
     def attach(self, model: Any) -> None:
-        """Watch the losses `model` returns while training."""
-        self._handle = model.register_forward_hook(self._inspect)
+        """Watch the losses `model` returns while training.
+
+        The hook runs outside torch.compile: its Python state (has a loss been seen
+        yet?) would otherwise become a guard of the compiled graph and recompile it.
+        """
+        import torch
+
+        self._handle = model.register_forward_hook(torch.compiler.disable(self._inspect))
 
     def _inspect(self, module: Any, inputs: Any, output: Any) -> None:
         import torch

@@ -110,6 +110,7 @@ def what_ran(trainer: Any, placement: Placement) -> dict[str, Any]:
         "distributed": str(accelerator.distributed_type).split(".")[-1],
         "tf32": bool(placement.device == "cuda" and torch.backends.cuda.matmul.allow_tf32),
         "attention": getattr(trainer.model.config, "_attn_implementation", None),
+        "weights": str(next(trainer.model.parameters()).dtype).removeprefix("torch."),
         "optimizer": type(
             trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer
         ).__name__,

@@ -19,7 +19,7 @@ from bertkit.errors import DataError, ModelError, RecipeError
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import RunDirectory
 from bertkit.training.arguments import Selection
-from bertkit.training.distributed import join_processes
+from bertkit.training.distributed import join_processes, local_main_first
 from bertkit.training.finetune import TrainingResult
 from bertkit.training.runner import (
     cleanup_on_failure,
@@ -169,7 +169,8 @@ def _train(
     sequences: dict[str, Any] = {}
     notes: list[str] = []
     for split, texts in corpus.items():
-        built, stats = build_sequences(texts, tokenizer, recipe.mlm, max_length, seed=recipe.train.seed)
+        with local_main_first():  # one process per machine builds them into the cache, the others read it
+            built, stats = build_sequences(texts, tokenizer, recipe.mlm, max_length, seed=recipe.train.seed)
         if len(built) == 0:
             raise DataError(f"data.{split}: no sequences could be built", hint="check the corpus has text")
         sequences[split] = built

@@ -225,11 +225,13 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from bertkit.console import note
-    from bertkit.training.callbacks import DistinctRandomness
+    from bertkit.training.callbacks import DistinctRandomness, EvalBatchFollowsTraining
     from bertkit.training.guard import TrainingGuard
 
     guard = TrainingGuard()
     schedule = CheckpointState(recipe, recipe.train.save_steps, trainer.args)
+    if trainer.args.auto_find_batch_size and recipe.train.eval_batch_size is None:
+        trainer.add_callback(EvalBatchFollowsTraining())
     # The guard goes last: it vetoes saves the others ask for once the loss broke.
     for callback in (DistinctRandomness(), schedule, guard):
         trainer.add_callback(callback)
