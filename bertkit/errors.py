@@ -13,14 +13,16 @@ class BertkitError(Exception):
     Args:
         message: one line saying what went wrong, naming the file, key or line.
         hint: one line saying how to fix it.
+        code: a stable name for the kind of problem (`bertkit check` reports it).
     """
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.code = code
 
     def __str__(self) -> str:
         return self.message
@@ -37,8 +39,15 @@ class RecipeError(BertkitError):
 
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None, problems: list[str] | None = None):
-        super().__init__(message, hint)
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        problems: list[str] | None = None,
+        *,
+        code: str | None = None,
+    ):
+        super().__init__(message, hint, code=code)
         self.problems = problems or []
 
     def __str__(self) -> str:

@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bertkit.console import note
 from bertkit.data.classification import check_columns, read_source, table_texts
+from bertkit.data.labels import ids_for_names
 from bertkit.errors import DataError, UsageError
+from bertkit.files import check_writable_folder
 from bertkit.recipe.schema import DataSection, DataSource
 from bertkit.runs import safe_name
 
@@ -70,7 +73,8 @@ def evaluate_classifier(
     from bertkit.inference import check_pairs, load_classifier
     from bertkit.metrics import compute_classification_metrics, evaluate_library_metric, main_metric
 
-    check_report_dir(output)
+    if output is not None:
+        check_writable_folder(output, "--output")
     from bertkit.training.devices import DEFAULT_INFERENCE_BATCH
 
     classifier = load_classifier(model, root=root, device=device, precision=precision)
@@ -79,14 +83,26 @@ def evaluate_classifier(
     columns = _columns(recipe.data if recipe else None, text, text_pair, label)
     source, split_name = _source(recipe.data if recipe else None, data, split)
     table = read_source(source, columns.text_columns[0]).head(limit)
-    check_columns(table, columns, need_label=True)
+    check_columns(table, columns, need_label=True, options=True)
     texts, pairs = table_texts(table, columns)
     check_pairs(classifier, pairs is not None, table.name)
     spec = classifier.labels
     targets = spec.encode(table, columns.label)
+    notes = []
+    as_ids = ids_for_names(spec, table, columns.label)
+    if as_ids:
+        coding = ", ".join(f"{i} = {name}" for i, name in as_ids.items())
+        notes.append(
+            f"{table.name}: labels {', '.join(as_ids)} are read as the model's class ids ({coding}); "
+            "if the file codes them otherwise, the scores are wrong: give label names instead"
+        )
+    for line in notes:
+        note(line)
 
     import numpy as np
 
+    report_dir = output or _report_dir(classifier, table.name, split_name)
+    check_writable_folder(report_dir, "--output")  # before the model runs over the data
     start = time.perf_counter()
     logits = classifier.logits(texts, pairs, batch_size=batch_size)
     seconds = time.perf_counter() - start
@@ -99,7 +115,6 @@ def evaluate_classifier(
         predicted = logits.argmax(axis=1) if spec.problem == "single" else logits.reshape(-1)
         metrics.update(evaluate_library_metric(name, predicted.tolist(), labels.tolist()))
 
-    report_dir = output or _report_dir(classifier, table.name, split_name)
     files = write_eval_report(
         report_dir,
         metrics=metrics,
@@ -110,7 +125,7 @@ def evaluate_classifier(
         texts=[f"{a} [SEP] {b}" for a, b in zip(texts, pairs, strict=True)] if pairs else texts,
         threshold=classifier.threshold,
         title=f"Evaluation of {classifier.run.path.name if classifier.run else classifier.source}",
-        data_description=f"{table.name} ({len(table):,} rows)",
+        data_description=f"{table.name} ({len(table):,} rows)" + "".join(f". {n}" for n in notes),
     )
     return EvalResult(
         metrics=metrics,
@@ -122,19 +137,6 @@ def evaluate_classifier(
         files=files,
         extra={"examples_per_second": len(table) / max(seconds, 1e-9)},
     )
-
-
-def check_report_dir(output: Path | None) -> None:
-    """Refuse a report folder (`--output`) that is an existing file, before any work.
-
-    Raises:
-        UsageError: names the path.
-    """
-    if output is not None and output.exists() and not output.is_dir():
-        raise UsageError(
-            f"{output}: exists and is not a folder; --output names the report folder",
-            hint="give a folder path (it is created if missing)",
-        )
 
 
 def _columns(

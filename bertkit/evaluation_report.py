@@ -220,6 +220,8 @@ def write_eval_report(
     ]
     if problem == "multi":
         md.append(f"- Decision threshold: {threshold:g}")
+    if problem == "single" and len(names) == 2 and any(k in metrics for k in ("f1", "roc_auc")):
+        md.append(f"- Positive class of `f1` and `roc_auc`: {_cell(names[1])} (label id 1)")
     scores = [
         {"metric": k, "value": float(v)}
         for k, v in metrics.items()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bertkit.data.labels import LabelSpec
+from bertkit.data.tokenize import clip
 from bertkit.errors import DataError, ModelError
 from bertkit.runs import RunDirectory, latest_run
 
@@ -93,8 +94,12 @@ class Classifier:
         """
         chunk = sort_window(batch_size)
         for start in range(0, len(texts), chunk):
-            part = texts[start : start + chunk]
-            second = pairs[start : start + chunk] if pairs is not None else None
+            part = [clip(t, self.max_length) for t in texts[start : start + chunk]]
+            second = (
+                [clip(t, self.max_length) for t in pairs[start : start + chunk]]
+                if pairs is not None
+                else None
+            )
             encoded = self.tokenizer(part, second, truncation=True, max_length=self.max_length)
             features = [{k: encoded[k][i] for k in encoded} for i in range(len(part))]
             order = sorted(range(len(part)), key=lambda i: len(features[i]["input_ids"]))

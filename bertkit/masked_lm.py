@@ -139,12 +139,13 @@ def evaluate_masked_lm(
     """
     from bertkit.data.corpus import build_sequences, load_corpus
     from bertkit.data.masking import MlmCollator, premask
-    from bertkit.evaluation import check_report_dir
+    from bertkit.files import check_writable_folder
     from bertkit.recipe.loading import load_recipe
     from bertkit.training.runner import quiet_libraries
 
     quiet_libraries()
-    check_report_dir(output)
+    if output is not None:
+        check_writable_folder(output, "--output")
     mlm = load_masked_lm(model, root=root, device=device)
     recipe = load_recipe(mlm.run.recipe_file) if mlm.run and mlm.run.recipe_file.is_file() else None
     settings = recipe.mlm if recipe else MlmSection()
@@ -158,12 +159,13 @@ def evaluate_masked_lm(
     collator = MlmCollator(mlm.tokenizer, settings.probability, settings.whole_word)
     masked = premask(sequences, collator)
 
+    report_dir = output or _report_dir(mlm, source)
+    check_writable_folder(report_dir, "--output")  # before the model runs over the data
     scores = _score(mlm.model, mlm.tokenizer, masked, collator, batch_size, mlm.device)
     base_scores = None
     if baseline is not None:
         base_scores = _score_baseline(baseline, mlm, masked, collator, batch_size)
     label = f"{source.describe()}"
-    report_dir = output or _report_dir(mlm, source)
     _write_report(report_dir, scores, base_scores, label, len(masked), baseline)
     return MlmEvaluation(scores, base_scores, label, len(masked), report_dir)
 
@@ -173,9 +175,15 @@ def _source(recipe_data: DataSection | None, data: Path | None) -> DataSource:
         return DataSource(path=str(data))
     if recipe_data is not None and recipe_data.validation is not None:
         return recipe_data.validation
+    if recipe_data is not None and recipe_data.validation_split:
+        raise DataError(
+            "the run's held-out text was carved from its training corpus (data.validation_split); "
+            "its scores are in the run's metrics.json",
+            hint="evaluate on other text with --data FILE",
+        )
     raise DataError(
-        "no held-out text to evaluate on",
-        hint="give a text file with --data FILE (the run's recipe has no validation file)",
+        "no held-out text to evaluate on: the run's recipe names no validation data",
+        hint="give a text file with --data FILE",
     )
 
 

@@ -100,7 +100,15 @@ def resolve_model(name: str) -> ModelRef:
     return ModelRef(name, name, False)
 
 
-def check_weights_safe(ref: ModelRef, allow_pickle: bool) -> bool:
+# How to allow pickle weights, where training is set up (a recipe) and where not.
+_ALLOW_PICKLE = "if you trust the source set model.allow_pickle=true in the recipe"
+_CONVERT = (
+    "convert them once, where you trust the source: load the folder with transformers and "
+    "save_pretrained(..., safe_serialization=True)"
+)
+
+
+def check_weights_safe(ref: ModelRef, allow_pickle: bool, *, in_recipe: bool = True) -> bool:
     """Whether to require safetensors; refuse pickle-only local folders unless allowed.
 
     Returns:
@@ -109,6 +117,8 @@ def check_weights_safe(ref: ModelRef, allow_pickle: bool) -> bool:
     Raises:
         ModelError: a local folder with only pickle weights and `allow_pickle` off.
     """
+    if ref.local:
+        check_weights_readable(Path(ref.location))
     if allow_pickle:
         return False
     if ref.local:
@@ -119,9 +129,28 @@ def check_weights_safe(ref: ModelRef, allow_pickle: bool) -> bool:
             raise ModelError(
                 f"{ref.shown}: weights are only in pickle format (pytorch_model.bin); "
                 "unpickling can run arbitrary code",
-                hint="convert them to safetensors, or if you trust the source set model.allow_pickle=true",
+                hint=f"convert them to safetensors, or {_ALLOW_PICKLE}" if in_recipe else _CONVERT,
             )
     return True
+
+
+def check_weights_readable(folder: Path) -> None:
+    """Open every safetensors weights file's header (cheap): a cut-short copy fails here.
+
+    Raises:
+        ModelError: a weights file that is truncated or not safetensors at all.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(file), "pt"):
+                pass
+        except (SafetensorError, OSError) as exc:
+            raise ModelError(
+                f"{file}: the weights file is damaged ({first_line(exc)})",
+                hint="the download or copy was probably cut short: fetch or copy the model folder again",
+            ) from None
 
 
 def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code: bool = False):
@@ -162,7 +191,7 @@ def load_model(
     *,
     revision: str | None = None,
     trust_remote_code: bool = False,
-    allow_pickle: bool = False,
+    allow_pickle: bool | None = None,
     **kwargs: Any,
 ) -> tuple[PreTrainedModel, list[str]]:
     """Load weights with an Auto class (e.g. AutoModelForSequenceClassification), safely.
@@ -180,7 +209,9 @@ def load_model(
     """
     import torch
 
-    safetensors_only = check_weights_safe(ref, allow_pickle)
+    # allow_pickle is None where no recipe is involved (eval, predict, export): pickle
+    # weights are then refused, and the hint says how to convert them.
+    safetensors_only = check_weights_safe(ref, bool(allow_pickle), in_recipe=allow_pickle is not None)
     _warn_remote_code(ref, trust_remote_code)
     kwargs.setdefault("dtype", torch.float32)
     model, info = _load(
@@ -229,11 +260,13 @@ def _warn_remote_code(ref: ModelRef, trust_remote_code: bool) -> None:
 
 
 def _load(fn: Any, ref: ModelRef, what: str) -> Any:
+    from safetensors import SafetensorError
+
     try:
         return fn()
     except ModelError:
         raise
-    except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
+    except (OSError, ValueError, KeyError, pickle.UnpicklingError, SafetensorError) as exc:
         # UnpicklingError: torch's weights-only loader refused a pickle that holds code.
         if ref.local:
             raise ModelError(

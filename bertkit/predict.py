@@ -36,6 +36,8 @@ class PredictStats:
     seconds: float = 0.0
     skipped: list[str] = field(default_factory=list)
     output: str = "-"
+    empty: int = 0  # rows without text (blank lines, null): kept, with empty predictions
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rows_per_second(self) -> float:
@@ -86,8 +88,48 @@ def predict_texts(
 ) -> list[dict[str, Any]]:
     """Predictions for a list of texts (and pairs), in input order."""
     check_pairs(classifier, pairs is not None, "input")
-    logits = classifier.logits(texts, pairs, batch_size=batch_size)
-    return prediction_fields(classifier, logits, top_k)
+    return predict_chunk(classifier, texts, pairs, top_k=top_k, batch_size=batch_size)
+
+
+def predict_chunk(
+    classifier: Classifier,
+    texts: list[str],
+    pairs: list[str] | None,
+    *,
+    top_k: int = 1,
+    batch_size: int = 64,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Predictions in input order; a text that is empty (or only spaces) gets empty fields.
+
+    A model asked about no text answers anyway, with the label it gives silence;
+    bertkit keeps the row (so outputs line up with inputs) and leaves its
+    prediction empty (null in JSON, blank cells in CSV) instead.
+    """
+    keep = [i for i, text in enumerate(texts) if text.strip()]
+    results = [empty_fields(classifier, top_k) for _ in texts]
+    if keep:
+        kept_pairs = [pairs[i] for i in keep] if pairs is not None else None
+        logits = classifier.logits(
+            [texts[i] for i in keep], kept_pairs, batch_size=batch_size, on_batch=on_batch
+        )
+        for i, result in zip(keep, prediction_fields(classifier, logits, top_k), strict=True):
+            results[i] = result
+    if on_batch is not None and len(keep) < len(texts):
+        on_batch(len(texts) - len(keep))
+    return results
+
+
+def empty_fields(classifier: Classifier, top_k: int = 1) -> dict[str, Any]:
+    """The prediction fields of a row that has no text: the usual keys, every value None."""
+    problem = classifier.labels.problem
+    if problem == "regression":
+        return {"predicted_value": None}
+    if problem == "multi":
+        return {"predicted_labels": None, "probabilities": None}
+    return {"predicted_label": None, "predicted_score": None, "probabilities": None} | (
+        {"top_k": None} if top_k > 1 else {}
+    )
 
 
 def predict_file(
@@ -134,7 +176,14 @@ def predict_file(
         stats.skipped.append(error.message)
 
     rows = _rows_with_text(
-        iter_rows(source, input_format, text_column=text_column, on_error=report),
+        iter_rows(
+            source,
+            input_format,
+            text_column=text_column,
+            on_error=report,
+            notes=stats.notes,
+            blank_lines=True,
+        ),
         source,
         text_column,
         pair_column,
@@ -150,14 +199,17 @@ def predict_file(
 
     start = time.perf_counter()
     with _atomic_output(output) as handle:
-        writer = _Writer(handle, out_format)
+        writer = _Writer(handle, out_format, classifier.labels.names)
         for chunk in batched(rows, sort_window(batch_size)):
             texts = [_as_text(record[text_column]) for record in chunk]
             pairs = [_as_text(record[pair_column]) for record in chunk] if pair_column else None
-            logits = classifier.logits(texts, pairs, batch_size=batch_size, on_batch=on_batch)
-            for record, result in zip(chunk, prediction_fields(classifier, logits, top_k), strict=True):
+            results = predict_chunk(
+                classifier, texts, pairs, top_k=top_k, batch_size=batch_size, on_batch=on_batch
+            )
+            for record, result in zip(chunk, results, strict=True):
                 writer.write({**record, **result})
             stats.rows += len(chunk)
+            stats.empty += sum(not text.strip() for text in texts)
     stats.seconds = time.perf_counter() - start
     return stats
 
@@ -182,6 +234,8 @@ def _rows_with_text(
     first = True
     for line, record in rows:
         where = f"{source}:{line}" if line is not None else str(source)
+        if first:
+            _refuse_clashing_columns(record, where)
         for column in (text_column, pair_column):
             if column is None or column in record:
                 continue
@@ -197,6 +251,27 @@ def _rows_with_text(
             yield record
 
 
+# The fields predictions add to each row (and CSV's flattened prob_<label> columns).
+PREDICTION_FIELDS = (
+    "predicted_label",
+    "predicted_score",
+    "predicted_labels",
+    "predicted_value",
+    "probabilities",
+    "top_k",
+)
+
+
+def _refuse_clashing_columns(record: dict[str, Any], where: str) -> None:
+    """Refuse input columns the predictions would overwrite: the user's data would be lost."""
+    clash = [key for key in record if key in PREDICTION_FIELDS or key.startswith("prob_")]
+    if clash:
+        raise DataError(
+            f"{where}: the input has a column {clash[0]!r}, which the predictions would overwrite",
+            hint=f"rename that column in the input (bertkit writes {', '.join(PREDICTION_FIELDS[:2])}, ...)",
+        )
+
+
 def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
@@ -210,7 +285,7 @@ def _output_format(output: Path | None, declared: str | None) -> str:
     if suffix not in OUTPUT_FORMATS:
         raise UsageError(
             f"{output}: cannot tell the output format from the extension",
-            hint="use .jsonl, .csv or .tsv, or --output-format",
+            hint="name the output file .jsonl, .csv or .tsv",
         )
     return OUTPUT_FORMATS[suffix]
 
@@ -261,9 +336,10 @@ class _atomic_output:  # noqa: N801 - used as a context manager, reads like a fu
 class _Writer:
     """Writes result records as JSONL, or as CSV/TSV with probabilities flattened."""
 
-    def __init__(self, handle: IO[str], fmt: str) -> None:
+    def __init__(self, handle: IO[str], fmt: str, names: tuple[str, ...] = ()) -> None:
         self.handle = handle
         self.fmt = fmt
+        self.names = names  # label names: the prob_<label> columns, even of a row without text
         self.csv: Any = None
         self.rows = 0
 
@@ -271,7 +347,7 @@ class _Writer:
         if self.fmt == "jsonl":
             self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             return
-        flat = _flatten(record)
+        flat = _flatten(record, self.names)
         if self.csv is not None and not flat.keys() <= set(self.csv.fieldnames):
             extra = sorted(set(flat) - set(self.csv.fieldnames))
             raise DataError(
@@ -292,13 +368,13 @@ class _Writer:
         self.csv.writerow(flat)
 
 
-def _flatten(record: dict[str, Any]) -> dict[str, Any]:
+def _flatten(record: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in record.items():
         if key == "probabilities":
-            flat.update({f"prob_{name}": p for name, p in value.items()})
+            flat.update({f"prob_{name}": p for name, p in (value or dict.fromkeys(names)).items()})
         elif key == "predicted_labels":
-            flat[key] = "|".join(value)
+            flat[key] = "|".join(value) if value is not None else None
         elif isinstance(value, list | dict):
             flat[key] = json.dumps(value, ensure_ascii=False)
         else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from bertkit.errors import RunError
 from bertkit.files import atomic_write_json
 
 MARKER = "run.json"
+LOCK = ".lock"  # held by the run writing the directory; removed when it ends
 CHECKPOINT_MARKER = "bertkit.json"  # written into each checkpoint after the Trainer's files
 LATEST = "latest"
 
@@ -81,6 +83,47 @@ class RunDirectory:
         marker = CHECKPOINT_MARKER if ours else "trainer_state.json"
         return next((p for p in found if (p / marker).is_file()), None)
 
+    def lock(self) -> None:
+        """Take the directory for this process, or say who holds it.
+
+        Two runs writing one directory interleave their logs and checkpoints and
+        overwrite each other's model. A lock left by a run that died on this machine
+        is taken over; one from another machine (a shared file system) is not.
+
+        Raises:
+            RunError: another live run holds the directory, or the lock cannot be written.
+        """
+        lock = self.path / LOCK
+        started = time.strftime("%Y-%m-%dT%H:%M:%S")
+        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
+        for _ in range(2):
+            try:
+                with open(lock, "x", encoding="utf-8") as handle:
+                    json.dump(mine, handle)
+                return
+            except FileExistsError:
+                holder = _read_lock(lock)
+                if _alive(holder):
+                    where = f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}"
+                    raise RunError(
+                        f"{self.path}: another bertkit run is writing it ({where})",
+                        hint="wait for it to finish or choose another output.dir; if no run is writing "
+                        f"there, delete {lock}",
+                    ) from None
+                lock.unlink(missing_ok=True)  # its run died without removing it
+            except OSError as exc:
+                raise RunError(
+                    f"{self.path}: cannot write the run directory: {exc.strerror or exc}",
+                    hint="choose a writable output.dir (--set output.dir=...)",
+                ) from None
+        raise RunError(f"{lock}: could not take the run's lock", hint=f"delete {lock} and try again")
+
+    def unlock(self) -> None:
+        """Release the directory, if this process holds it."""
+        lock = self.path / LOCK
+        if _read_lock(lock).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)
+
     def mark_complete(self, info: dict[str, Any], root: Path) -> None:
         """Write run.json (the completion marker) and point `root/latest` here."""
         atomic_write_json(self.path / MARKER, {"status": "complete", **info})
@@ -99,34 +142,38 @@ def new_run_path(root: Path, name: str) -> Path:
 
 
 def prepare_run_dir(path: Path, *, resume: bool, overwrite: bool) -> RunDirectory:
-    """Check a run directory may be written, and create it.
+    """Check a run directory may be written, create it, and lock it for this run.
 
     Raises:
-        RunError: it holds a finished run or other files, and neither resume nor
-            overwrite was asked for; or it cannot be created.
+        RunError: another run is writing it; it holds a finished run or other files,
+            and neither resume nor overwrite was asked for; or it cannot be created.
     """
     run = RunDirectory(path)
     if path.exists() and not path.is_dir():
         raise RunError(f"{path}: exists and is not a folder", hint="choose another output.dir")
-    occupied = path.is_dir() and any(path.iterdir())
-    if occupied and not resume:
-        if not overwrite:
-            what = "a finished run" if run.complete else "files"
-            raise RunError(
-                f"{path}: already holds {what}",
-                hint="pass --resume to continue it, --overwrite to replace it, or choose another output.dir",
-            )
-        shutil.rmtree(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("")
-        probe.unlink()
     except OSError as exc:
         raise RunError(
             f"{path}: cannot write the run directory: {exc.strerror or exc}",
             hint="choose a writable output.dir (--set output.dir=...)",
         ) from None
+    run.lock()
+    try:
+        occupied = [p for p in path.iterdir() if p.name != LOCK]
+        if occupied and not resume:
+            if not overwrite:
+                what = "a finished run" if run.complete else "files"
+                raise RunError(
+                    f"{path}: already holds {what}",
+                    hint="pass --resume to continue it, --overwrite to replace it, "
+                    "or choose another output.dir",
+                )
+            for item in occupied:
+                shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
+    except BaseException:
+        run.unlock()
+        raise
     return run
 
 
@@ -191,3 +238,25 @@ def is_run_dir(path: Path) -> bool:
 def safe_name(name: str) -> str:
     """`name` with anything but letters, digits, `-`, `_` and `.` replaced by `-`."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "run"
+
+
+def _read_lock(lock: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(lock.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    """Whether the lock's run may still be going (assumed so when it cannot be checked)."""
+    pid, host = holder.get("pid"), holder.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return bool(holder)  # another machine's run, or an unreadable lock being written now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -73,6 +73,33 @@ def train_wordpiece(
     return tokenizer
 
 
+def check_tokenizer_output(output: Path, *, force: bool) -> None:
+    """Refuse to write a tokenizer where it would replace something, before any training.
+
+    A model folder's tokenizer matches its embedding matrix: replacing it leaves a
+    model that reads ids it was never trained on, with no error, ever.
+
+    Raises:
+        UsageError: `output` is a file, holds a model, or holds other files without --force.
+    """
+    from bertkit.errors import UsageError
+
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output}: exists and is not a folder", hint="give --output a new folder")
+    if not output.is_dir() or not any(output.iterdir()):
+        return
+    if (output / "config.json").is_file():
+        raise UsageError(
+            f"{output}: holds a model (config.json); a new tokenizer there would not match its embeddings",
+            hint="write the tokenizer to a new folder, e.g. --output my-tokenizer",
+        )
+    if not force:
+        raise UsageError(
+            f"{output}: already holds files",
+            hint="choose a new folder, or pass --force to replace the tokenizer",
+        )
+
+
 def read_text_files(paths: list[Path]) -> Iterator[str]:
     """Lines of UTF-8 text files, blank ones skipped, for tokenizer training.
 

@@ -320,8 +320,8 @@ PROBLEMS = [
         ("{tmp}/train.csv:6: empty label in column 'label'",),
     ),
     Problem(
-        "nan-label",
-        lambda env: recipe(env, data={"train": str(with_label(env, 7, "NaN"))}),
+        "whitespace-label",
+        lambda env: recipe(env, data={"train": str(with_label(env, 7, "   "))}),
         CLASSIFY,
         1,
         ("{tmp}/train.csv:7: empty label in column 'label'",),
@@ -635,7 +635,10 @@ CALLS = [
         "eval-missing-label-column",
         lambda env: _eval(env, _eval_file(env, "text,stars\na,5\n")),
         1,
-        ("{tmp}/eval.csv: no column 'label' (data.label); columns are: text, stars",),
+        (
+            "{tmp}/eval.csv: no column 'label' (--label-column); columns are: text, stars",
+            "give --label-column the column that holds it",
+        ),
     ),
     Call(
         "eval-empty-label",

@@ -370,8 +370,11 @@ def test_predict_from_stdin_to_stdout(run_cli, trained):
     result = run_cli("predict", "--model", trained.run, "--input", "-", input=f"{POSITIVE}\n\n{NEGATIVE}\n")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["text"] for r in rows] == [POSITIVE, NEGATIVE]
-    assert all(r["predicted_label"] in ("negative", "positive") for r in rows)
+    # The blank line keeps its row, so outputs line up with inputs; it has no prediction.
+    assert [r["text"] for r in rows] == [POSITIVE, "", NEGATIVE]
+    assert rows[1]["predicted_label"] is None and rows[1]["probabilities"] is None
+    assert all(rows[i]["predicted_label"] in ("negative", "positive") for i in (0, 2))
+    assert "1 row had no text" in result.stderr
 
 
 def test_predict_csv_from_stdin(run_cli, trained, tmp_path):

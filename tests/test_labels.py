@@ -115,11 +115,18 @@ def test_mixed_label_types_name_the_first_odd_line():
     assert "labels.type" in info.value.hint
 
 
-@pytest.mark.parametrize("empty", [None, "", "  ", float("nan"), "NaN", "null"])
+@pytest.mark.parametrize("empty", [None, "", "  ", float("nan")])
 def test_empty_or_nan_label_names_the_line(empty):
     data = table(["pos", "neg", empty, "pos"], lines=[2, 3, 9, 10])
     with pytest.raises(DataError, match=r"train\.csv:9: empty label in column 'label'"):
         detect_labels(data, "label")
+
+
+@pytest.mark.parametrize("word", ["none", "NaN", "null"])
+def test_a_class_named_like_a_missing_value_is_a_class(word):
+    """`none` is a real class in many tasks (no entity, no emotion): it is read as one."""
+    spec = detect_labels(table(["pos", word, "neg", word]), "label")
+    assert spec.names == tuple(sorted(["neg", "pos", word]))
 
 
 def test_single_class_is_refused():

@@ -341,3 +341,27 @@ def test_one_process_that_sees_several_gpus_is_refused(monkeypatch):
     assert "--num-processes 4" in refused.value.hint and "CUDA_VISIBLE_DEVICES=0" in refused.value.hint
     monkeypatch.setenv("WORLD_SIZE", "4")
     refuse_data_parallel()  # one of four launched processes: fine
+
+
+def test_the_recipes_tf32_wins_over_what_accelerate_set(monkeypatch):
+    """Accelerate turns TF32 on (legacy flag) for compiled fp32 runs; an fp32 run stays IEEE fp32.
+
+    Reading the state back must not raise either: torch refuses to read its legacy flag
+    once the new API was used, which TrainingArguments(tf32=...) does.
+    """
+    import torch
+
+    from bertkit.training.devices import apply_tf32, tf32_in_effect
+
+    matmul = torch.backends.cuda.matmul
+    before = (matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision, torch.backends.fp32_precision)
+    try:
+        matmul.allow_tf32 = True  # what accelerate/state.py does under torch.compile in fp32
+        torch.backends.fp32_precision = "ieee"  # what TrainingArguments(tf32=False) does
+        assert tf32_in_effect()  # the legacy flag wins over the global setting
+        apply_tf32(False)
+        assert not tf32_in_effect()
+        apply_tf32(True)
+        assert tf32_in_effect()
+    finally:
+        matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision, torch.backends.fp32_precision = before

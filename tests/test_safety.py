@@ -133,10 +133,18 @@ def test_trust_remote_code_on_does_run_the_code(folders, capsys):
 
 def test_pickle_only_weights_are_refused_with_the_reason(folders):
     with pytest.raises(ModelError) as caught:
-        _load(folders.pickled)
+        _load(folders.pickled, allow_pickle=False)  # as training loads it, from a recipe
     assert "weights are only in pickle format (pytorch_model.bin)" in str(caught.value)
     assert "unpickling can run arbitrary code" in str(caught.value)
     assert "model.allow_pickle=true" in caught.value.hint
+
+
+def test_without_a_recipe_the_pickle_hint_says_how_to_convert(folders):
+    """eval, predict and export take no recipe: the hint must not point at a recipe key."""
+    with pytest.raises(ModelError) as caught:
+        _load(folders.pickled)
+    assert "allow_pickle" not in caught.value.hint
+    assert "safe_serialization=True" in caught.value.hint
 
 
 def test_pickle_only_weights_load_when_allowed(folders):

@@ -11,6 +11,7 @@ for the training commands. Nothing here prints.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from bertkit.checks.classification import check_classification
@@ -109,13 +110,15 @@ def _check_model(recipe: Recipe, given: Any, report: CheckReport) -> Any:
             if not any(f.message == str(exc) for f in report.findings):  # the model check said it
                 report.add("error", "model", exc)
             return None
-    limit = getattr(tokenizer, "model_max_length", None)
-    if limit and limit < 100_000 and recipe.data.max_length > limit:
+    limit, why = length_limit(recipe, tokenizer)
+    report.length_limit = limit
+    if limit is not None and recipe.data.max_length > limit:
         report.add(
             "error",
             "max_length",
             RecipeError(
-                f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} tokens",
+                f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} "
+                f"tokens ({why})",
                 hint=f"use --set data.max_length={limit} or less",
             ),
         )
@@ -129,3 +132,39 @@ def _check_model(recipe: Recipe, given: Any, report: CheckReport) -> Any:
             ),
         )
     return tokenizer
+
+
+# Tokenizers without a length limit report this huge sentinel as model_max_length.
+_NO_LIMIT = 100_000
+
+
+def length_limit(recipe: Recipe, tokenizer: Any) -> tuple[int | None, str]:
+    """The longest sequence the recipe's model can read, and what sets it.
+
+    The model's position embeddings decide (`max_position_embeddings` in its
+    config.json); the tokenizer's `model_max_length` can lower it. A tokenizer's own
+    limit alone is not enough: `bertkit tokenizer train` writes 512 whatever model
+    it is later paired with. Models trained from scratch get positions for
+    max_length, so only a pretrained model limits it.
+    """
+    import json
+
+    from bertkit.models import resolve_model
+
+    limits: list[tuple[int, str]] = []
+    if recipe.model.init == "pretrained" and recipe.model.name:
+        try:
+            ref = resolve_model(recipe.model.name)
+            file = Path(ref.location) / "config.json"
+            config = json.loads(file.read_text(encoding="utf-8")) if ref.local else {}
+        except (BertkitError, OSError, ValueError):
+            config = {}
+        positions = config.get("max_position_embeddings")
+        if isinstance(positions, int):
+            limits.append((positions, f"its position embeddings: max_position_embeddings {positions}"))
+    tokens = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokens, int) and tokens < _NO_LIMIT:
+        limits.append((tokens, f"its tokenizer's model_max_length {tokens}"))
+    if not limits:
+        return None, ""
+    return min(limits)

@@ -18,8 +18,9 @@ from bertkit.checks.report import (
     short,
 )
 from bertkit.data.classification import SPLITS, column_problems, read_source, split_validation, table_texts
-from bertkit.data.labels import LabelSpec, detect_labels, is_missing_label, label_names_of
+from bertkit.data.labels import MISSING_WORDS, LabelSpec, detect_labels, is_missing_label, label_names_of
 from bertkit.data.reading import Table
+from bertkit.data.tokenize import CHARS_PER_TOKEN, clip
 from bertkit.errors import BertkitError, DataError
 from bertkit.recipe.schema import Recipe
 
@@ -35,9 +36,10 @@ def check_classification(recipe: Recipe, limit: int | None, tokenizer: Any, repo
         if table is None:
             continue
         report.splits[split] = SplitStats(split, table.name, len(table), len(table))
+        report.notes.extend(table.notes)
         missing = column_problems(table, data, need_label=True)
         for problem in missing:
-            report.add("error", "missing_column", problem, split=split)
+            report.add("error", problem.code or "missing_column", problem, split=split)
         if not missing:
             tables[split] = table.head(limit)
             report.splits[split].used = len(tables[split])
@@ -97,6 +99,18 @@ def _check_labels(
                 hint="give every row a label, or drop unlabelled rows",
                 split=split,
             )
+        worded = sorted(
+            {str(v).strip() for v in values if isinstance(v, str) and v.strip().lower() in MISSING_WORDS}
+        )
+        if worded:
+            report.add(
+                "warning",
+                "label_looks_missing",
+                f"{table.name}: labels {', '.join(repr(w) for w in worded)} in column {column!r} are read as "
+                "class names; they may be missing values written out as text",
+                hint="keep them if they are classes; else empty those cells (an error) or drop the rows",
+                split=split,
+            )
         labelled[split] = _subset(table, [i for i, v in enumerate(values) if not is_missing_label(v)])
     if len(labelled["train"]) == 0:
         return labelled, None
@@ -109,9 +123,7 @@ def _check_labels(
             names=settings.names,
         )
     except DataError as exc:
-        report.add(
-            "error", "single_class" if "single label value" in exc.message else "labels", exc, split="train"
-        )
+        report.add("error", exc.code or "labels", exc, split="train")
         return labelled, None
     report.notes.append(spec.reason)
 
@@ -133,7 +145,7 @@ def _check_labels(
         try:
             targets = spec.encode(table, column)
         except DataError as exc:
-            code = "unseen_labels" if "not seen in training" in exc.message else "labels"
+            code = exc.code or "labels"
             report.add("error", code, exc, split=split)
             targets = None
         _label_distribution(split, table, spec, recipe, report)
@@ -335,8 +347,13 @@ def _token_stats(
 
     lengths = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), TOKEN_BATCH):
-        part = texts[start : start + TOKEN_BATCH]
-        second = pairs[start : start + TOKEN_BATCH] if pairs is not None else None
+        # What lies past max_length x 100 characters is past max_length tokens (data.tokenize.clip).
+        part = [clip(t, recipe.data.max_length) for t in texts[start : start + TOKEN_BATCH]]
+        second = (
+            None
+            if pairs is None
+            else [clip(t, recipe.data.max_length) for t in pairs[start : start + TOKEN_BATCH]]
+        )
         encoded = tokenizer(
             part,
             second,
@@ -350,9 +367,15 @@ def _token_stats(
     max_length = recipe.data.max_length
     stats = TokenStats.of(lengths, int((lengths > max_length).sum()))
     report.splits[split].tokens = stats
+    limit = max_length * CHARS_PER_TOKEN
+    clipped = sum(len(t) > limit for t in texts) + sum(len(t) > limit for t in pairs or [])
+    if clipped:
+        report.notes.append(
+            f"{split}: {plural(clipped, 'text')} longer than {limit:,} characters counted to there "
+            "(it lies past data.max_length either way)"
+        )
     if stats.truncated_share > TRUNCATION_SHARE:
-        limit = getattr(tokenizer, "model_max_length", None) or 100_000
-        suggested = min(-(-stats.p99 // 8) * 8, limit if limit < 100_000 else 8192)
+        suggested = min(-(-stats.p99 // 8) * 8, report.length_limit or 8192)
         report.add(
             "warning",
             "truncation",

@@ -128,6 +128,7 @@ class CheckReport:
     splits: dict[str, SplitStats] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    length_limit: int | None = None  # the longest sequence the model can read, when known
 
     @property
     def errors(self) -> list[Finding]:

@@ -152,7 +152,7 @@ def _evaluate_masked_lm(model, data, baseline, limit, batch_size, output, device
 def _render(result, as_json: bool) -> None:
     import json
 
-    from bertkit.cli.render import metrics_table
+    from bertkit.cli.render import metrics_table, positive_class
     from bertkit.console import out
 
     if as_json:
@@ -168,5 +168,7 @@ def _render(result, as_json: bool) -> None:
         )
         return
     title = f"{result.data}: {result.n_examples:,} examples"
-    out.print(metrics_table({"value": result.metrics}, result.main_metric, title))
+    out.print(
+        metrics_table({"value": result.metrics}, result.main_metric, title, positive_class(result.model))
+    )
     out.print(f"report: {result.report_dir}/report.md")

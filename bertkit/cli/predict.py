@@ -118,6 +118,16 @@ def predict(
         model, backend=backend, quantize=quantize, device=device, precision=precision
     )
     batch_size = batch_size or DEFAULT_INFERENCE_BATCH[classifier.device]
+    problem = classifier.labels.problem
+    if top_k > 1 and problem != "single":
+        raise UsageError(
+            f"--top-k: ranks the labels of single-label models; this one is {problem}",
+            hint="drop --top-k" + (" (every label over --threshold is listed)" if problem == "multi" else ""),
+        )
+    if threshold is not None and problem != "multi":
+        raise UsageError(
+            f"--threshold: applies to multi-label models; this one is {problem}", hint="drop --threshold"
+        )
     if threshold is not None:
         classifier.threshold = threshold
     if texts:
@@ -210,7 +220,7 @@ def _predict_file(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bertkit.backends import describe_backend
-    from bertkit.console import err, warn
+    from bertkit.console import err, note, warn
     from bertkit.predict import count_rows, predict_file
 
     total = count_rows(source, input_format)
@@ -230,6 +240,13 @@ def _predict_file(
             batch_size=batch_size,
             skip_errors=skip,
             on_progress=lambda done: bar.update(task, completed=done),
+        )
+    for line in stats.notes:
+        note(line)
+    if stats.empty:
+        warn(
+            f"{stats.empty:,} row{'s' if stats.empty > 1 else ''} had no text (blank lines or empty values): "
+            "kept in the output with empty predictions"
         )
     for message in stats.skipped[:20]:
         warn(f"skipped {message}")

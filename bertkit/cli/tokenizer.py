@@ -26,6 +26,9 @@ def train(
     min_frequency: Annotated[
         int, typer.Option("--min-frequency", min=1, help="Drop pieces seen fewer times.")
     ] = 2,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a tokenizer already in --output (never a model's).")
+    ] = False,
 ) -> None:
     """Train a WordPiece tokenizer (BERT's) and save it as a Hugging Face tokenizer folder.
 
@@ -37,8 +40,9 @@ def train(
       bertkit tokenizer train -i a.txt -i b.txt --cased --output cased-tokenizer
     """
     from bertkit.console import out
-    from bertkit.wordpiece import read_text_files, train_wordpiece
+    from bertkit.wordpiece import check_tokenizer_output, read_text_files, train_wordpiece
 
+    check_tokenizer_output(output, force=force)
     tokenizer = train_wordpiece(
         read_text_files(inputs),
         output,
@@ -46,6 +50,6 @@ def train(
         lowercase=lowercase,
         min_frequency=min_frequency,
     )
-    sample = "Tokenizers split unfamiliar words into pieces."
     out.print(f"wrote {output} ({len(tokenizer):,} tokens, {'uncased' if lowercase else 'cased'})")
+    sample = next(read_text_files(inputs), "")[:200]  # a line of the user's own text, in its language
     out.print(f"example: {' '.join(tokenizer.tokenize(sample))}", markup=False)

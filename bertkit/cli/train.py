@@ -15,7 +15,8 @@ LimitOption = Annotated[
     int | None,
     typer.Option(
         "--limit",
-        help="Use only the first N rows of each split, to try a recipe quickly.",
+        help="Use only the first N rows of each split, to try a recipe quickly "
+        "(the same as --set data.limit=N: recorded in the run, so a resume uses the same rows).",
         min=1,
         show_default=False,
     ),
@@ -84,10 +85,17 @@ def _train(
     num_processes: int | None,
 ) -> None:
     """Load the recipe, launch more processes if asked, train, and print the summary."""
+    from bertkit.errors import UsageError
     from bertkit.recipe import load_recipe
     from bertkit.training.launch import narrow_devices, plan_launch, relaunch
 
-    loaded = load_recipe(recipe, overrides or [])
+    if resume and resume_from is not None:
+        raise UsageError(
+            "--resume and --resume-from both say where to resume from",
+            hint="give one: --resume (the run at output.dir) or --resume-from RUN_DIR",
+        )
+    # --limit is recorded in the run like any recipe key: a resume then reads the same rows.
+    loaded = load_recipe(recipe, [*(overrides or []), *([f"data.limit={limit}"] if limit else [])])
     plan = plan_launch(num_processes, loaded.train.accelerate_config, device=device, gpu_count=_gpu_count)
     if not plan.in_process:
         raise typer.Exit(relaunch(sys.argv, plan))
@@ -99,7 +107,6 @@ def _train(
         from bertkit.training.pretrain import pretrain as run
     result = run(
         loaded,
-        limit=limit,
         resume=resume,
         resume_from=resume_from,
         overwrite=overwrite,
@@ -118,22 +125,35 @@ def _gpu_count() -> int:
 
 def render_result(result) -> None:
     """The end-of-run summary: a metrics table and where everything went (main process only)."""
-    from bertkit.cli.render import metrics_table
+    from bertkit.cli.render import metrics_table, positive_class
     from bertkit.console import is_main_process, out
 
     if not is_main_process():
         return
     evaluated = {s: result.metrics[s] for s in ("validation", "test") if s in result.metrics}
     if evaluated:
-        out.print(metrics_table(evaluated, result.main_metric, f"Run {result.run.path}"))
+        positive = positive_class(result.run.model_dir)
+        out.print(metrics_table(evaluated, result.main_metric, f"Run {result.run.path}", positive))
     train = result.metrics.get("train", {})
+    out.print(_training_line(train))
+    out.print(f"model: {result.run.model_dir}")
+    # Name the run: `runs/latest` is another run's when output.root is not the default.
+    example = "a [MASK] day" if result.run.info().get("task") == "mlm" else "some text"
+    run = result.run.path
+    out.print(f'next:  bertkit eval --model {run}    |    bertkit predict --model {run} "{example}"')
+
+
+def _training_line(train: dict[str, float]) -> str:
+    """`trained 2 epochs in 41.0s, ...` (or how the run was finished from a checkpoint)."""
     loss = train.get("loss", float("nan"))
-    out.print(
-        f"trained {train.get('epoch', 0):g} epochs in {train.get('runtime', 0):.1f}s, "
+    if "runtime" not in train:
+        return f"finished from its last checkpoint, nothing trained again; final loss {loss:.4f}"
+    epochs = train.get("epoch", 0.0)
+    shown = f"{epochs:.2f}".rstrip("0").rstrip(".")
+    return (
+        f"trained {shown} epoch{'' if shown == '1' else 's'} in {train['runtime']:.1f}s, "
         f"{train.get('samples_per_second', 0):.1f} samples/s, final loss {loss:.4f}"
     )
-    out.print(f"model: {result.run.model_dir}")
-    out.print('next:  bertkit eval    |    bertkit predict "some text"')
 
 
 @app.command("pretrain")

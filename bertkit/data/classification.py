@@ -77,6 +77,7 @@ def load_classification_data(
         table = table.head(limit)
         limited = f" (first {len(table)} used: limit)" if len(table) < count else ""
         notes.append(f"{split}: {count:,} rows from {table.name}{limited}")
+        notes.extend(table.notes)
         tables[split] = table
 
     spec = detect_labels(
@@ -91,15 +92,28 @@ def load_classification_data(
     return ClassificationData(tables, spec, targets, notes)
 
 
-def check_columns(table: Table, data: DataSection, *, need_label: bool) -> None:
-    """Fail with the available columns (and the closest one) when a named column is missing."""
-    problems = column_problems(table, data, need_label=need_label)
+# How each column setting is given on the command line of `eval` and `predict`.
+COLUMN_OPTIONS = {
+    "data.text": "--text-column",
+    "data.text_pair": "--text-pair",
+    "data.label": "--label-column",
+}
+
+
+def check_columns(table: Table, data: DataSection, *, need_label: bool, options: bool = False) -> None:
+    """Fail with the available columns (and the closest one) when a named column is missing.
+
+    `options`: the columns came from command-line options (COLUMN_OPTIONS), not a recipe.
+    """
+    problems = column_problems(table, data, need_label=need_label, options=options)
     if problems:
         raise problems[0]
 
 
-def column_problems(table: Table, data: DataSection, *, need_label: bool) -> list[DataError]:
-    """One error per column the recipe names but the table lacks, with the closest column."""
+def column_problems(
+    table: Table, data: DataSection, *, need_label: bool, options: bool = False
+) -> list[DataError]:
+    """One error per column the recipe (or an option) names but the table lacks, with the closest."""
     wanted = [*data.text_columns, *([data.text_pair] if data.text_pair else [])]
     keys = ["data.text"] * len(data.text_columns) + (["data.text_pair"] if data.text_pair else [])
     if need_label:
@@ -107,14 +121,28 @@ def column_problems(table: Table, data: DataSection, *, need_label: bool) -> lis
         keys.append("data.label")
     available = list(table.columns)
     problems = []
+    inputs = [*data.text_columns, *([data.text_pair] if data.text_pair else [])]
+    if need_label and data.label in inputs:
+        where = COLUMN_OPTIONS["data.text"] if options else "data.text"
+        problems.append(
+            DataError(
+                f"{table.name}: the label column {data.label!r} is also a text column ({where}): "
+                "the model would read the answer",
+                hint=f"remove {data.label!r} from {where}",
+                code="label_in_text",
+            )
+        )
     for column, key in zip(wanted, keys, strict=True):
         if column not in table.columns:
             close = difflib.get_close_matches(column, available, n=1)
-            hint = f"did you mean --set {key}={close[0]}? " if close else ""
+            setting = f"{COLUMN_OPTIONS[key]} " if options else f"--set {key}="
+            hint = f"did you mean {setting}{close[0]}? " if close else ""
+            where = COLUMN_OPTIONS[key] if options else key
             problems.append(
                 DataError(
-                    f"{table.name}: no column {column!r} ({key}); columns are: {', '.join(available)}",
-                    hint=f"{hint}set {key} to the column that holds it",
+                    f"{table.name}: no column {column!r} ({where}); columns are: {', '.join(available)}",
+                    hint=f"{hint}give {where} the column that holds it",
+                    code="missing_column",
                 )
             )
     return problems

@@ -331,12 +331,24 @@ def _packed_batch(batch, indices, *, tokenizer, max_length, whole_word, pre_segm
             offset += max((w for w in word_ids if w is not None), default=-1) + 1
     out = _empty_batch(whole_word)
     size = max_length - 2
-    for start in range(0, len(stream), size):
-        piece_words = words[start : start + size] if whole_word else None
-        row = _finish(tokenizer, stream[start : start + size], piece_words)
+    start, first_block = 0, True
+    while start < len(stream):
+        if not is_text[start]:
+            start += 1  # a separator at a block's start would follow its [CLS]: it separates nothing
+            continue
+        end = min(start + size, len(stream))
+        # A separator on the cut would end up beside the block's own [SEP] ("[SEP] [SEP]"):
+        # the block takes the next corpus token in its place.
+        skip = not is_text[end - 1]
+
+        def take(values: list[Any], start: int = start, end: int = end, skip: bool = skip) -> list[Any]:
+            return values[start : end - 1] + values[end : end + 1] if skip else values[start:end]
+
+        row = _finish(tokenizer, take(stream), take(words) if whole_word else None)
         # The batch's corpus token count is recorded once, on its first block.
-        corpus = sum(is_text) if start == 0 else 0
-        _append(out, row, corpus, sum(is_text[start : start + size]), 0)
+        corpus = sum(is_text) if first_block else 0
+        _append(out, row, corpus, sum(take(is_text)), 0)
+        start, first_block = end + skip, False
     return out
 
 

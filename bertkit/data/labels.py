@@ -88,8 +88,26 @@ class LabelSpec:
                 f"{table.name}: {len(unknown)} label(s) not seen in training: {listed}",
                 hint="add examples of these labels to the training data, fix the values, "
                 "or list every label in labels.names",
+                code="unseen_labels",
             )
         return encoded
+
+
+def ids_for_names(spec: LabelSpec, table: Table, column: str) -> dict[str, str]:
+    """Integer labels that `spec.encode` reads as class ids of a model with named labels.
+
+    A file labelled 0/1 given to a model whose labels are neg/pos is read as ids
+    (0 = neg, 1 = pos, the model's order): right when the file uses the model's
+    coding, inverted when it does not. Returns id -> name, to be shown to the user.
+    """
+    if spec.problem != "single" or any(name.lstrip("-").isdigit() for name in spec.names):
+        return {}
+    used = {_key(v) for v in table.columns[column] if not is_missing_label(v)}
+    return {
+        key: spec.names[int(key)]
+        for key in sorted(used, key=_natural)
+        if key.isdigit() and key not in spec.names and int(key) < len(spec.names)
+    }
 
 
 def detect_labels(
@@ -148,6 +166,7 @@ def detect_labels(
         raise DataError(
             f"{train.name}: column {column!r} has a single label value {seen[0]!r}",
             hint="classification needs at least two classes in the training data",
+            code="single_class",
         )
     return LabelSpec(problem, tuple(seen), reason, separator)  # type: ignore[arg-type]
 
@@ -161,13 +180,20 @@ def _decide(
         how = "lists of labels" if "list" in kinds else f"labels separated by {separator!r}"
         return "multi", f"multi-label: the column holds {how}"
     if kinds <= {"int"}:
-        return "single", "single-label: the column holds integer class ids"
+        written = sorted({str(v).strip() for v in values if _is_decimal_text(v)}, key=_natural)
+        how = f" (written {', '.join(written[:3])}: read as {', '.join(_key(w) for w in written[:3])})"
+        return "single", "single-label: the column holds integer class ids" + (how if written else "")
     if kinds <= {"int", "float"}:
         return "regression", "regression: the column holds non-integer numbers"
     if kinds <= {"str"}:
         return "single", "single-label: the column holds class names"
     _mixed(train, column, values, separator)
     raise AssertionError("unreachable")
+
+
+def _is_decimal_text(value: Any) -> bool:
+    """A label written like `1.0`: a whole number with a decimal point (or a float value)."""
+    return isinstance(value, float) or (isinstance(value, str) and "." in value)
 
 
 def _mixed(train: Table, column: str, values: list[Any], separator: str | None) -> None:
@@ -201,7 +227,10 @@ def _kind(value: Any, separator: str | None) -> str:
         number = float(text)
     except ValueError:
         return "str"
-    return "float" if math.isfinite(number) else "str"
+    if not math.isfinite(number):
+        return "str"
+    # "1.0" in a CSV is the same label as 1.0 in JSON and 1 anywhere: an integer id.
+    return "int" if number.is_integer() else "float"
 
 
 def _key(value: Any) -> str:
@@ -214,7 +243,12 @@ def _key(value: Any) -> str:
     try:
         return str(int(text))
     except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
         return text
+    return str(int(number)) if math.isfinite(number) and number.is_integer() else text
 
 
 def _split(value: Any, separator: str | None) -> list[str]:
@@ -228,16 +262,22 @@ def _split(value: Any, separator: str | None) -> list[str]:
 def _natural(name: str) -> tuple[int, float | str]:
     """Sort numeric labels numerically (2 before 10) and names alphabetically."""
     try:
-        return (0, float(name))
+        number = float(name)
     except ValueError:
         return (1, name)
+    return (0, number) if math.isfinite(number) else (1, name)
+
+
+# Written-out words for "no value": a label spelled so is a class name (`none` is a
+# real class in many tasks), but `bertkit check` points it out in case it is not.
+MISSING_WORDS = ("nan", "null", "none", "na", "n/a")
 
 
 def is_missing_label(value: Any) -> bool:
-    """Whether a label cell is empty: None, NaN, or a blank/`nan`/`null`/`none` string."""
+    """Whether a label cell is empty: None (JSON null, a missing key), NaN, or a blank string."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return True
-    return isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "none")
+    return isinstance(value, str) and not value.strip()
 
 
 def label_names_of(value: Any, problem: Problem, separator: str | None = None) -> list[str]:

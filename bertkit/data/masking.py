@@ -52,9 +52,37 @@ class MlmCollator:
         features = [{k: v for k, v in f.items() if k not in _NOT_MODEL_INPUTS} for f in features]
         if "labels" in features[0]:
             return self._pad_premasked(features)
+        offsets = None
         if self.whole_word:
             self._pad_offsets(features)
-        return self.masker(features)
+            offsets = [list(f["offset_mapping"]) for f in features]
+        return self._at_least_one_mask(self.masker(features), offsets)
+
+    def _at_least_one_mask(self, batch: dict[str, Any], offsets: list[list[Any]] | None) -> dict[str, Any]:
+        """Mask one word in every sequence the random draw left without any masked token.
+
+        A sequence (or a whole batch of short ones) with no masked token has no loss:
+        the batch's mean loss is then 0/0, a NaN that ends the run. BERT's own data
+        builder predicts at least one token per sequence; so does bertkit. The token
+        is drawn from the same generator (so it stays reproducible) and replaced by
+        the mask token; with whole-word masking, with the rest of its word.
+        """
+        import torch
+
+        labels, ids = batch["labels"], batch["input_ids"]
+        empty = ((labels != -100).sum(dim=1) == 0).nonzero().flatten().tolist()
+        if not empty:
+            return batch
+        special = torch.isin(ids, torch.tensor(self.tokenizer.all_special_ids, device=ids.device))
+        for row in empty:
+            candidates = (~special[row]).nonzero().flatten()
+            if len(candidates) == 0:
+                continue  # nothing but special tokens: no word to predict
+            pick = int(candidates[torch.randint(len(candidates), (1,), generator=self.masker.generator)])
+            for position in _word_of(pick, offsets[row]) if offsets is not None else [pick]:
+                labels[row, position] = ids[row, position]
+                ids[row, position] = self.tokenizer.mask_token_id
+        return batch
 
     def mask(self, features: list[dict[str, Any]], seed: int) -> dict[str, Any]:
         """Mask one batch with its own seeded generator (deterministic)."""
@@ -86,6 +114,17 @@ class MlmCollator:
         width = batch["input_ids"].shape[1]
         batch["labels"] = torch.tensor([row + [-100] * (width - len(row)) for row in labels])
         return batch
+
+
+def _word_of(position: int, offsets: list[Any]) -> list[int]:
+    """The positions of the word a token belongs to (its pieces touch: start == previous end)."""
+    start = position
+    while start > 0 and offsets[start][0] == offsets[start - 1][1] and offsets[start - 1][1] > 0:
+        start -= 1
+    end = position
+    while end + 1 < len(offsets) and offsets[end + 1][0] == offsets[end][1] and offsets[end + 1][1] > 0:
+        end += 1
+    return list(range(start, end + 1))
 
 
 def premask(dataset: Dataset, collator: MlmCollator, seed: int = EVAL_MASK_SEED) -> Dataset:

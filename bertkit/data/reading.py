@@ -13,6 +13,7 @@ import contextlib
 import csv
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -115,14 +116,15 @@ def read_table(
     columns: dict[str, list[Any]] = {}
     lines: list[int] = []
     has_lines = True
-    rows = iter_rows(path, fmt, text_column=text_column, on_error=on_error)
+    notes: list[str] = []
+    rows = iter_rows(path, fmt, text_column=text_column, on_error=on_error, notes=notes)
     for index, (line, record) in enumerate(rows):
         _append_record(columns, record, index)
         if line is None:
             has_lines = False
         else:
             lines.append(line)
-    table = Table(str(path), columns, lines if has_lines else None)
+    table = Table(str(path), columns, lines if has_lines else None, notes)
     if len(table) == 0:
         raise DataError(f"{path}: no data rows", hint="the file is empty or holds only a header")
     return table
@@ -134,6 +136,8 @@ def iter_rows(
     *,
     text_column: str = "text",
     on_error: OnError | None = None,
+    notes: list[str] | None = None,
+    blank_lines: bool = False,
 ) -> Iterator[tuple[int | None, dict[str, Any]]]:
     """Stream `(line number, record)` pairs from a local file, one row at a time.
 
@@ -147,6 +151,9 @@ def iter_rows(
         text_column: the column name given to each line of a .txt file.
         on_error: called with the DataError of each malformed row (bad UTF-8, bad
             JSON, wrong field count), which is then skipped; by default it is raised.
+        notes: receives a line for each decision taken on how to read the file.
+        blank_lines: give the blank lines of a .txt file as empty texts (prediction
+            keeps one output row per input line) instead of skipping them.
 
     Raises:
         DataError: missing file, unknown format, or (without on_error) a malformed row.
@@ -165,13 +172,16 @@ def iter_rows(
     fmt = file_format(path, fmt)
     report = on_error or _raise
     if fmt in ("csv", "tsv"):
-        yield from _delimited_rows(path, "\t" if fmt == "tsv" else ",", report)
+        quoted = fmt == "csv" or (not is_stdin(path) and quoted_tsv(path))
+        if fmt == "tsv" and quoted and notes is not None:
+            notes.append(f"{path}: fields are in double quotes, as Python's csv module and pandas write TSV")
+        yield from _delimited_rows(path, "\t" if fmt == "tsv" else ",", report, quoted)
     elif fmt == "jsonl":
         yield from _jsonl_rows(path, report)
     elif fmt == "txt":
         for number, line in _text_lines(path, report):
             text = line.rstrip("\r\n")
-            if text.strip():
+            if text.strip() or blank_lines:
                 yield number, {text_column: text}
     elif fmt == "json":
         yield from ((None, record) for record in _json_records(path))
@@ -222,9 +232,17 @@ def _open_binary(path: Path) -> Any:
 
 
 def _text_lines(path: Path, report: OnError = _raise) -> Iterator[tuple[int, str]]:
-    """(line number, decoded line with its ending), checking UTF-8 line by line."""
+    """(line number, decoded line with its ending), checking UTF-8 line by line.
+
+    Lines end in LF or CRLF, or in CR alone (old Mac exports), which is recognised
+    from the start of the file. A UTF-16 or UTF-32 file (Excel's "Unicode text") is
+    refused as a whole, with the command that converts it.
+    """
     with contextlib.nullcontext(sys.stdin.buffer) if is_stdin(path) else _open_binary(path) as handle:
-        for number, raw in enumerate(handle, start=1):
+        start = _peek(handle)
+        _refuse_wide_encodings(path, start)
+        lines = _cr_lines(handle) if b"\r" in start and b"\n" not in start else handle
+        for number, raw in enumerate(lines, start=1):
             if number == 1:
                 raw = raw.removeprefix(codecs.BOM_UTF8)  # Excel and others write one
             try:
@@ -239,12 +257,75 @@ def _text_lines(path: Path, report: OnError = _raise) -> Iterator[tuple[int, str
                 )
 
 
-def _delimited_rows(path: Path, delimiter: str, report: OnError) -> Iterator[tuple[int, dict[str, Any]]]:
-    # TSVs in the wild (GLUE and most research data) are not quoted and hold bare `"`:
-    # reading them with quoting on would merge rows. CSVs are quoted by convention.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+_PEEK = 1 << 16
+_WIDE = {
+    codecs.BOM_UTF32_LE: "UTF-32",
+    codecs.BOM_UTF32_BE: "UTF-32",
+    codecs.BOM_UTF16_LE: "UTF-16",
+    codecs.BOM_UTF16_BE: "UTF-16",
+}
+
+
+def _peek(handle: Any) -> bytes:
+    """The first bytes of a binary handle, without consuming them."""
+    peek = getattr(handle, "peek", None)
+    return peek(_PEEK)[:_PEEK] if peek is not None else b""
+
+
+def _refuse_wide_encodings(path: Path, start: bytes) -> None:
+    encoding = next((name for bom, name in _WIDE.items() if start.startswith(bom)), None)
+    if encoding is None and start.count(b"\x00") > len(start) // 4:
+        encoding = "UTF-16"  # no byte-order mark, but every other byte is zero
+    if encoding is not None:
+        raise DataError(
+            f'{path}: the file is {encoding} (as Excel saves "Unicode text"); bertkit reads UTF-8',
+            hint=f"re-save it as UTF-8, e.g. iconv -f {encoding.lower()} -t utf-8 {path} > "
+            f"{path.stem}.utf8{path.suffix}",
+        )
+
+
+def _cr_lines(handle: Any) -> Iterator[bytes]:
+    """Lines of a file whose lines end in a bare CR, each with its ending."""
+    rest = b""
+    for block in iter(lambda: handle.read(_PEEK), b""):
+        parts = (rest + block).split(b"\r")
+        rest = parts.pop()
+        yield from (part + b"\r" for part in parts)
+    if rest:
+        yield rest
+
+
+# A field the csv module (or pandas) quoted because it holds a quote: "he said ""wow""".
+_QUOTED_FIELD = re.compile(r'^"(?:[^"]|"")*""(?:[^"]|"")*"$')
+_SNIFF_LINES = 1000
+
+
+def quoted_tsv(path: Path) -> bool:
+    """Whether a TSV quotes its fields the way Python's csv module and pandas write them.
+
+    TSVs in the wild (GLUE and most research data) are not quoted and hold bare `"`:
+    reading them with quoting on would merge rows, so TSVs are read unquoted unless
+    their first lines hold a field that only a quoting writer produces (wrapped in
+    quotes, every quote inside doubled).
+    """
+    try:
+        for number, line in _text_lines(path, lambda error: None):
+            if any(_QUOTED_FIELD.match(field) for field in line.rstrip("\r\n").split("\t")):
+                return True
+            if number >= _SNIFF_LINES:
+                break
+    except DataError:
+        return False  # reading it properly says what is wrong
+    return False
+
+
+def _delimited_rows(
+    path: Path, delimiter: str, report: OnError, quoted: bool
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    # CSVs are quoted by convention; TSVs only when they look it (see quoted_tsv).
+    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
     lines = _RowStarts(_text_lines(path, report))
-    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    reader = _safe_rows(csv.reader(lines, delimiter=delimiter, quoting=quoting), path, lines)
     header = next((row for row in reader if any(cell.strip() for cell in row)), None)
     if header is None:
         raise DataError(f"{path}: the file is empty", hint="give a header line and data rows")
@@ -265,6 +346,21 @@ def _delimited_rows(path: Path, delimiter: str, report: OnError) -> Iterator[tup
             )
             continue
         yield line, dict(zip(header, row, strict=True))
+
+
+def _safe_rows(reader: Iterator[list[str]], path: Path, lines: _RowStarts) -> Iterator[list[str]]:
+    """csv.reader's rows; what it cannot parse becomes a DataError naming the line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(
+                f"{path}:{lines.first or 1}: cannot read the row: {exc}",
+                hint="check the quoting around that line, or convert the file to JSONL",
+            ) from None
+        yield row
 
 
 class _RowStarts:

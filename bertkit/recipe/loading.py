@@ -76,8 +76,66 @@ def parse_yaml(text: str, origin: str) -> tuple[Any, dict[str, int]]:
         ) from None
     lines: dict[str, int] = {}
     if node is not None:
+        _check_size(node, origin)
+        _check_duplicates(node, origin)
         _record_lines(node, "", lines)
     return value, lines
+
+
+# A recipe is a few dozen values; YAML aliases can expand a small file into billions
+# ("billion laughs"), which validating would copy out in full.
+_MAX_NODES = 10_000
+
+
+def _check_size(node: yaml.Node, origin: str) -> None:
+    """Refuse YAML whose aliases expand to absurdly many values, before anything expands them.
+
+    Raises:
+        RecipeError: more than _MAX_NODES values once aliases are expanded.
+    """
+    sizes: dict[int, int] = {}
+
+    def size(item: yaml.Node) -> int:
+        if id(item) not in sizes:
+            sizes[id(item)] = 0  # a node that contains itself counts once
+            children: list[yaml.Node] = []
+            if isinstance(item, yaml.MappingNode):
+                children = [part for pair in item.value for part in pair]
+            elif isinstance(item, yaml.SequenceNode):
+                children = list(item.value)
+            sizes[id(item)] = min(1 + sum(size(child) for child in children), _MAX_NODES + 1)
+        return sizes[id(item)]
+
+    if size(node) > _MAX_NODES:
+        raise RecipeError(
+            f"{origin}: the YAML expands to more than {_MAX_NODES:,} values (aliases that repeat aliases)",
+            hint="write the recipe out without nested & and * aliases",
+        )
+
+
+def _check_duplicates(node: yaml.Node, origin: str, prefix: str = "") -> None:
+    """Refuse a key given twice in one mapping (YAML loaders keep the last one, silently).
+
+    Raises:
+        RecipeError: naming the key and both lines.
+    """
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicates(item, origin, prefix)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise RecipeError(
+                f"{origin}:{line}: {prefix}{key}: given twice (first at line {seen[key]}); "
+                "the second would silently replace the first",
+                hint="merge the two into one",
+            )
+        seen[key] = line
+        _check_duplicates(value_node, origin, f"{prefix}{key}.")
 
 
 def _record_lines(node: yaml.Node, prefix: str, lines: dict[str, int]) -> None:

@@ -136,3 +136,23 @@ class EvalBatchFollowsTraining(TrainerCallback):
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw):
         if state.train_batch_size:
             args.per_device_eval_batch_size = state.train_batch_size * 2
+
+
+class LossScaleWatch(TrainerCallback):
+    """Under fp16, count the steps loss scaling skipped: those where the scale went down.
+
+    GradScaler halves the scale on every step whose gradients overflowed, and skips
+    that step, so the count does not rest on who reported the skip (fused optimizers
+    skip inside their step, unseen by Accelerate).
+    """
+
+    def __init__(self, scaler: Any) -> None:
+        self.scaler = scaler
+        self.overflows = 0
+        self._last: float | None = None
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw):
+        scale = float(self.scaler.get_scale())
+        if self._last is not None and scale < self._last:
+            self.overflows += 1
+        self._last = scale

@@ -212,3 +212,38 @@ def inference_precision(requested: str, hw: Hardware) -> str:
             f"--precision bf16: this GPU ({hw.name}) has no bf16 in hardware", hint="use --precision fp16"
         )
     return requested
+
+
+def apply_tf32(enabled: bool) -> None:
+    """Set TF32 for CUDA matmuls and convolutions, overriding whatever set it before.
+
+    Accelerate turns TF32 on for every fp32 run compiled with torch.compile (with
+    torch's legacy flag, which outranks the global setting TrainingArguments makes),
+    so an fp32 run would not be IEEE fp32. Called once the Trainer is built.
+    """
+    import torch
+
+    mode = "tf32" if enabled else "ieee"
+    matmul = torch.backends.cuda.matmul
+    if hasattr(matmul, "fp32_precision"):  # torch >= 2.9
+        matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        matmul.allow_tf32 = enabled
+        torch.backends.cudnn.allow_tf32 = enabled
+
+
+def tf32_in_effect() -> bool:
+    """Whether CUDA matmuls run in TF32 now, read without tripping torch's legacy-flag check."""
+    import torch
+
+    matmul = torch.backends.cuda.matmul
+    mode = getattr(matmul, "fp32_precision", None)
+    if mode in ("tf32", "ieee"):
+        return mode == "tf32"
+    if mode == "none" and getattr(torch.backends, "fp32_precision", "none") in ("tf32", "ieee"):
+        return torch.backends.fp32_precision == "tf32"
+    try:
+        return bool(matmul.allow_tf32)
+    except RuntimeError:  # the legacy and the new API were both used: the new one decides
+        return False

@@ -50,7 +50,6 @@ class TrainingResult:
 def finetune(
     recipe: Recipe,
     *,
-    limit: int | None = None,
     resume: bool = False,
     resume_from: Path | None = None,
     overwrite: bool = False,
@@ -61,7 +60,6 @@ def finetune(
 
     Args:
         recipe: a validated classification recipe.
-        limit: use only the first N rows of each split (a quick try of a recipe).
         resume: continue the run at output.dir from its latest checkpoint.
         resume_from: a run directory (its latest checkpoint) or a checkpoint folder.
         overwrite: replace an existing run directory at output.dir.
@@ -89,8 +87,8 @@ def finetune(
         revision=recipe.model.revision,
         trust_remote_code=recipe.model.trust_remote_code,
     )
-    preflight(recipe, limit, tokenizer)
-    data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed, limit=limit)
+    preflight(recipe, tokenizer)
+    data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed)
     class_weights = resolve_class_weights(recipe, data)
     selection = select_metric(recipe, data)  # a train.metric the data cannot give fails now, not later
     placement = resolve_placement(recipe.train.precision, device, recipe.train.tf32)
@@ -170,7 +168,8 @@ def _train(
     # gradient_accumulation and with the number of processes. Say what is true.
     model.accepts_loss_kwargs = False
     if any(key.startswith("classifier") for key in missing):
-        note(f"{ref.shown}: new classification head ({spec.num_labels} outputs), randomly initialised")
+        outputs = f"{spec.num_labels} output{'s' if spec.num_labels > 1 else ''}"
+        note(f"{ref.shown}: new classification head ({outputs}), randomly initialised")
 
     has_eval = "validation" in tokenized
     args = training_arguments(

@@ -18,7 +18,7 @@ from bertkit.files import atomic_write_json, atomic_write_text
 from bertkit.models import ModelRef
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import RunDirectory
-from bertkit.training.devices import Placement
+from bertkit.training.devices import Placement, tf32_in_effect
 
 
 def write_run_outputs(
@@ -101,14 +101,13 @@ def write_run_outputs(
 
 def what_ran(trainer: Any, placement: Placement) -> dict[str, Any]:
     """What the run really computed with, read back from the Trainer after training."""
-    import torch
 
     accelerator = trainer.accelerator
     ran: dict[str, Any] = {
         "mixed_precision": accelerator.mixed_precision,
         "processes": accelerator.num_processes,
         "distributed": str(accelerator.distributed_type).split(".")[-1],
-        "tf32": bool(placement.device == "cuda" and torch.backends.cuda.matmul.allow_tf32),
+        "tf32": placement.device == "cuda" and tf32_in_effect(),
         "attention": getattr(trainer.model.config, "_attn_implementation", None),
         "weights": str(next(trainer.model.parameters()).dtype).removeprefix("torch."),
         "optimizer": type(
@@ -117,11 +116,12 @@ def what_ran(trainer: Any, placement: Placement) -> dict[str, Any]:
     }
     scaler = getattr(accelerator, "scaler", None)
     if scaler is not None:  # fp16: how loss scaling went
+        from bertkit.training.callbacks import LossScaleWatch
+
         ran["loss_scale"] = float(scaler.get_scale())
-        # The schedule steps only with the optimizer: the difference is the overflow steps skipped.
-        schedule = getattr(trainer.lr_scheduler, "scheduler", trainer.lr_scheduler)
-        if isinstance(getattr(schedule, "last_epoch", None), int):
-            ran["skipped_steps"] = trainer.state.global_step - schedule.last_epoch
+        watch = next((c for c in trainer.callback_handler.callbacks if isinstance(c, LossScaleWatch)), None)
+        if watch is not None:
+            ran["skipped_steps"] = watch.overflows
     return ran
 
 

@@ -37,7 +37,6 @@ MAIN_METRIC = "loss"
 def pretrain(
     recipe: Recipe,
     *,
-    limit: int | None = None,
     resume: bool = False,
     resume_from: Path | None = None,
     overwrite: bool = False,
@@ -48,7 +47,6 @@ def pretrain(
 
     Args:
         recipe: a validated `task: mlm` recipe.
-        limit: use only the first N documents of each split.
         resume: continue the run at output.dir from its latest checkpoint.
         resume_from: a run directory or checkpoint folder to continue.
         overwrite: replace an existing run directory at output.dir.
@@ -68,8 +66,8 @@ def pretrain(
     from bertkit.training.devices import resolve_placement
 
     tokenizer = None if recipe.tokenizer.train else _existing_tokenizer(recipe)
-    preflight(recipe, limit, tokenizer)
-    corpus = _load_splits(recipe, limit)
+    preflight(recipe, tokenizer)
+    corpus = _load_splits(recipe)
     placement = resolve_placement(recipe.train.precision, device, recipe.train.tf32)
     join_processes(placement.device)
     run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)
@@ -79,9 +77,9 @@ def pretrain(
         return _train(recipe, corpus, tokenizer, placement, run, checkpoint, command or sys.argv)
 
 
-def _load_splits(recipe: Recipe, limit: int | None) -> dict[str, Any]:
+def _load_splits(recipe: Recipe) -> dict[str, Any]:
     data = recipe.data
-    limit = limit or data.limit
+    limit = data.limit
     splits = {}
     for split in ("train", "validation"):
         source = getattr(data, split)

@@ -24,7 +24,7 @@ from bertkit.console import is_main_process
 from bertkit.errors import BertkitError, RunError
 from bertkit.files import atomic_write_json
 from bertkit.recipe.schema import Recipe
-from bertkit.runs import CHECKPOINT_MARKER, RunDirectory, new_run_path, prepare_run_dir
+from bertkit.runs import CHECKPOINT_MARKER, MARKER, RunDirectory, new_run_path, prepare_run_dir
 from bertkit.training.distributed import barrier, on_main, world_size
 
 # Recipe keys that may change between a checkpoint and its resumption: how long to
@@ -73,7 +73,10 @@ def start_run(
         path, checkpoint = run_location(recipe, resume, resume_from)
         if checkpoint is not None:
             check_same_recipe(recipe, checkpoint)
+            check_not_finished(recipe, RunDirectory(path), checkpoint)
         run = prepare_run_dir(path, resume=checkpoint is not None, overwrite=overwrite)
+        if checkpoint is not None:
+            (run.path / MARKER).unlink(missing_ok=True)  # it is being trained again: not complete
         return run, checkpoint
 
     return on_main(prepare)
@@ -131,6 +134,57 @@ def check_same_recipe(recipe: Recipe, checkpoint: Path) -> None:
             f"{checkpoint}: the recipe differs from the one this checkpoint was trained with: {shown}",
             hint="resume with the run's own recipe.yaml, or start a new run",
         )
+
+
+def steps_left(recipe: Recipe, checkpoint: Path) -> bool:
+    """Whether the recipe trains beyond the checkpoint (train.max_steps, else train.epochs)."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # not a Trainer checkpoint we can read: let the Trainer decide
+    if recipe.train.max_steps:
+        return state.get("global_step", 0) < recipe.train.max_steps
+    return (state.get("epoch") or 0.0) < recipe.train.epochs - 1e-9
+
+
+def check_not_finished(recipe: Recipe, run: RunDirectory, checkpoint: Path) -> None:
+    """Refuse to resume a complete run with nothing left to train.
+
+    The Trainer, resumed at its last step, trains one step more than asked and the
+    run is rewritten: a result that differs from the finished one, silently.
+
+    Raises:
+        RunError: with how to train further instead.
+    """
+    if run.complete and not steps_left(recipe, checkpoint):
+        steps, epochs = recipe.train.max_steps, recipe.train.epochs
+        longer = f"train.max_steps={steps * 2}" if steps else f"train.epochs={epochs * 2:g}"
+        raise RunError(
+            f"{run.path}: the run is complete ({checkpoint.name} is its last step); nothing is left to train",
+            hint=f"to train further, resume with more steps (e.g. --set {longer}), or start a new run",
+        )
+
+
+def finish_from(trainer: Any, checkpoint: Path) -> Any:
+    """End a run whose last checkpoint was written but which stopped before finishing.
+
+    The weights come from the checkpoint (the best one, when the run keeps the best)
+    and nothing is trained again, so the run ends exactly as an uninterrupted one.
+    """
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    from bertkit.console import note
+
+    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    best = trainer.state.best_model_checkpoint
+    final = Path(best) if trainer.args.load_best_model_at_end and best and Path(best).is_dir() else checkpoint
+    # The Trainer's own loader reads every checkpoint layout it writes (safetensors, shards, FSDP).
+    trainer._load_from_checkpoint(str(final))
+    note(f"{checkpoint.name} is the end of the training: finishing the run from it, without training again")
+    losses = [record["loss"] for record in trainer.state.log_history if "loss" in record]
+    metrics = {"train_epoch": trainer.state.epoch, "train_loss": losses[-1] if losses else float("nan")}
+    return TrainOutput(trainer.state.global_step, metrics["train_loss"], metrics)
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -225,7 +279,8 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from bertkit.console import note
-    from bertkit.training.callbacks import DistinctRandomness, EvalBatchFollowsTraining
+    from bertkit.training.callbacks import DistinctRandomness, EvalBatchFollowsTraining, LossScaleWatch
+    from bertkit.training.devices import apply_tf32
     from bertkit.training.guard import TrainingGuard
 
     guard = TrainingGuard()
@@ -242,7 +297,14 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
     if resume_from is not None:
         check_same_layout(trainer.args, resume_from)
+        if not steps_left(recipe, resume_from):
+            return finish_from(trainer, resume_from)
         note(f"resuming from {resume_from}")
+    scaler = getattr(trainer.accelerator, "scaler", None)
+    if scaler is not None:  # fp16 loss scaling: record the steps it skipped
+        trainer.add_callback(LossScaleWatch(scaler))
+    if trainer.args.tf32 is not None:  # on CUDA: the recipe's TF32, whatever Accelerate set
+        apply_tf32(trainer.args.tf32)
     with guard.installed():
         output = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     guard.check()
@@ -273,7 +335,7 @@ def save_model(trainer: Any, run: RunDirectory) -> Path:
     return staging
 
 
-def preflight(recipe: Recipe, limit: int | None, tokenizer: Any) -> None:
+def preflight(recipe: Recipe, tokenizer: Any) -> None:
     """Check the recipe's data before any compute: warnings printed, errors raised, all at once.
 
     Raises:
@@ -282,7 +344,7 @@ def preflight(recipe: Recipe, limit: int | None, tokenizer: Any) -> None:
     from bertkit.checks import check_recipe, raise_for_errors
     from bertkit.console import warn
 
-    report = check_recipe(recipe, limit=limit, tokenizer=tokenizer)
+    report = check_recipe(recipe, tokenizer=tokenizer)
     for finding in report.warnings:
         if finding.code != "trust_remote_code":  # loading the tokenizer said so already
             warn(finding.message + (f" ({finding.hint})" if finding.hint else ""))
@@ -306,10 +368,14 @@ def quiet_libraries() -> None:
 
 @contextmanager
 def cleanup_on_failure(run: RunDirectory, created: bool) -> Iterator[None]:
-    """Remove a run directory this command created if it fails before any checkpoint."""
+    """Release the run directory when training ends; remove it if this command created it
+    and failed before any checkpoint."""
     try:
         yield
     except BaseException:
         if created and is_main_process() and run.latest_checkpoint() is None:
             shutil.rmtree(run.path, ignore_errors=True)  # nothing worth keeping
         raise
+    finally:
+        if is_main_process():
+            run.unlock()
