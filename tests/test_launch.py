@@ -353,8 +353,8 @@ def test_the_recipes_tf32_wins_over_what_accelerate_set(monkeypatch):
 
     from bertkit.training.devices import apply_tf32, tf32_in_effect
 
-    matmul = torch.backends.cuda.matmul
-    before = (matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision, torch.backends.fp32_precision)
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    before = (matmul.fp32_precision, conv.fp32_precision, torch.backends.fp32_precision)
     try:
         matmul.allow_tf32 = True  # what accelerate/state.py does under torch.compile in fp32
         torch.backends.fp32_precision = "ieee"  # what TrainingArguments(tf32=False) does
@@ -364,4 +364,4 @@ def test_the_recipes_tf32_wins_over_what_accelerate_set(monkeypatch):
         apply_tf32(True)
         assert tf32_in_effect()
     finally:
-        matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision, torch.backends.fp32_precision = before
+        matmul.fp32_precision, conv.fp32_precision, torch.backends.fp32_precision = before
