@@ -224,3 +224,36 @@ def run_cli():
         return runner.invoke(app, [str(a) for a in args], env=call_env, input=input)
 
     return invoke
+
+
+@pytest.fixture
+def make_recipe(tmp_path, tiny_model_dir, tiny_sentiment_files):
+    """Write a tiny classification recipe (2 steps on the tiny data) with sections merged over it."""
+    import yaml
+
+    def merge(base: dict, extra: dict) -> dict:
+        out = dict(base)
+        for key, value in extra.items():
+            out[key] = (
+                merge(out[key], value)
+                if isinstance(value, dict) and isinstance(out.get(key), dict)
+                else value
+            )
+        return out
+
+    def make(name: str = "recipe", **sections: dict) -> Path:
+        recipe = {
+            "task": "classification",
+            "model": {"name": str(tiny_model_dir)},
+            "data": {
+                "train": str(tiny_sentiment_files / "train.csv"),
+                "validation": str(tiny_sentiment_files / "validation.csv"),
+            },
+            "train": {"max_steps": 2, "batch_size": 8, "seed": 42, "logging_steps": 1},
+            "output": {"root": str(tmp_path / "runs")},
+        }
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(merge(recipe, sections), sort_keys=False), encoding="utf-8")
+        return path
+
+    return make

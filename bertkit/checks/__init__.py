@@ -11,6 +11,7 @@ for the training commands. Nothing here prints.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def check_recipe(recipe: Recipe, *, limit: int | None = None, tokenizer: Any = N
         tokenizer=name,
     )
     loaded = _check_model(recipe, tokenizer, report)
+    _check_trackers(recipe, report)
     limit = limit or recipe.data.limit
     if recipe.task == "classification":
         check_classification(recipe, limit, loaded, report)
@@ -168,3 +170,36 @@ def length_limit(recipe: Recipe, tokenizer: Any) -> tuple[int | None, str]:
     if not limits:
         return None, ""
     return min(limits)
+
+
+def _check_trackers(recipe: Recipe, report: CheckReport) -> None:
+    """train.report_to: trackers the Trainer knows, and whose package is installed."""
+    if not recipe.train.report_to:
+        return
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    installed = set(get_available_reporting_integrations())
+    for name in recipe.train.report_to:
+        if name not in INTEGRATION_TO_CALLBACK:
+            close = difflib.get_close_matches(name, list(INTEGRATION_TO_CALLBACK), n=1)
+            report.add(
+                "error",
+                "report_to",
+                RecipeError(
+                    f"train.report_to: {name!r} is not a tracker the Transformers Trainer knows",
+                    hint=(f"did you mean {close[0]!r}? " if close else "")
+                    + f"trackers: {', '.join(sorted(INTEGRATION_TO_CALLBACK))}",
+                ),
+            )
+        elif name not in installed:
+            report.add(
+                "error",
+                "report_to",
+                RecipeError(
+                    f"train.report_to: {name} is not installed",
+                    hint=f"pip install {name.replace('_', '-')}, or remove it from train.report_to",
+                ),
+            )

@@ -106,12 +106,11 @@ def _table(report: CheckReport, title: str) -> Table:
     if corpus:
         columns = ["split", "documents", "dups", "in train", "tokens", "sequences", "truncated"]
     else:
-        columns = ["split", "rows", "empty", "dups", "in train", "labels", "tokens p50/p90/max", "truncated"]
+        # The labels go on a line of their own under the table (`_source_line`): as a
+        # column they are the widest cell, and a narrow terminal would drop them.
+        columns = ["split", "rows", "empty", "dups", "in train", "tokens p50/p90/max", "truncated"]
     for name in columns:
-        if name == "labels":
-            table.add_column(name, min_width=12, overflow="fold")
-        else:
-            table.add_column(name, justify="left" if name == "split" else "right", no_wrap=True)
+        table.add_column(name, justify="left" if name == "split" else "right", no_wrap=True)
     for stats in report.splits.values():
         tokens = stats.tokens
         truncated = "" if tokens is None else _share(tokens.truncated, tokens.truncated_share)
@@ -121,7 +120,7 @@ def _table(report: CheckReport, title: str) -> Table:
             cells += [_n(stats.duplicates), _n(stats.in_train), _n(seq.get("corpus_tokens"))]
             cells += [_n(seq.get("sequences")), truncated]
         else:
-            cells += [_n(stats.empty_texts), _n(stats.duplicates), _n(stats.in_train), _labels(stats)]
+            cells += [_n(stats.empty_texts), _n(stats.duplicates), _n(stats.in_train)]
             cells += ["" if tokens is None else f"{tokens.p50}/{tokens.p90}/{tokens.max}", truncated]
         table.add_row(*cells)
     return table
@@ -131,7 +130,9 @@ def _source_line(stats: SplitStats) -> str:
     from rich.markup import escape
 
     used = f" ({stats.used:,} of {stats.rows:,} used)" if stats.used != stats.rows else ""
-    return f"[dim]{stats.split}: {escape(stats.source)}{used}[/dim]"
+    labels = _labels(stats)
+    labels = f"\n  labels: {labels}" if labels else ""
+    return f"[dim]{stats.split}: {escape(stats.source)}{used}[/dim]{labels}"
 
 
 def _labels(stats: SplitStats) -> str:
@@ -144,7 +145,9 @@ def _labels(stats: SplitStats) -> str:
         return ""
     items = list(stats.labels.items())
     shown = ", ".join(f"{escape(name)}: {n:,}" for name, n in items[:_SHOWN_LABELS])
-    return shown + (f", +{len(items) - _SHOWN_LABELS} more" if len(items) > _SHOWN_LABELS else "")
+    return shown + (
+        f", +{len(items) - _SHOWN_LABELS} more (--json lists all)" if len(items) > _SHOWN_LABELS else ""
+    )
 
 
 def _share(count: int, share: float) -> str:

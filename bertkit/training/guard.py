@@ -110,6 +110,7 @@ class TrainingGuard(TrainerCallback):
         elif world_size() == 1:
             for sig, previous in self._previous.items():
                 signal.signal(sig, previous)
+            err.print(f"[red]aborted ({name}):[/red] a resume starts from the last checkpoint saved")
             raise KeyboardInterrupt
 
     # ------------------------------------------------------------------ losses
