@@ -30,3 +30,8 @@ def warn(message: str) -> None:
     """A warning the user should read, on stderr (printed literally, no markup)."""
     if is_main_process():
         err.print("[yellow]warning:[/yellow]", escape(message))
+
+
+def plural(n: int, word: str) -> str:
+    """`1 row`, `2 rows`, `1,000 rows`: a count with its noun, for messages."""
+    return f"{n:,} {word}{'s' if n != 1 else ''}"

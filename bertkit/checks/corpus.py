@@ -11,6 +11,7 @@ from bertkit.checks.report import (
     SplitStats,
     TokenStats,
     iter_texts,
+    plural,
     short,
 )
 from bertkit.errors import DataError
@@ -94,8 +95,8 @@ def _corpus_leakage(train: Any, validation: Any, report: CheckReport) -> None:
         report.add(
             "warning",
             "leakage",
-            f"{report.splits['validation'].source}: {len(leaked):,} of {len(validation):,} documents "
-            f"also appear in train, e.g. {short(leaked[0])!r}",
+            f"{report.splits['validation'].source}: {len(leaked):,} of {plural(len(validation), 'document')} "
+            f"also {'appears' if len(leaked) == 1 else 'appear'} in train, e.g. {short(leaked[0])!r}",
             hint="remove them from one side: validation loss on seen text is too optimistic",
             split="validation",
         )

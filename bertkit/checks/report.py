@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from bertkit.console import plural
 from bertkit.errors import BertkitError
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ LISTED = 5  # malformed rows reported one by one before "and N more"
 TOKEN_BATCH = 1000
 
 Level = Literal["error", "warning"]
+__all__ = ["CheckReport", "Finding", "SplitStats", "TokenStats", "iter_texts", "plural", "short"]
 
 
 @dataclass
@@ -177,10 +179,6 @@ def iter_texts(dataset: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'s' if n != 1 else ''}"
 
 
 def short(text: str, width: int = 60) -> str:

@@ -220,7 +220,7 @@ def _predict_file(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from bertkit.backends import describe_backend
-    from bertkit.console import err, note, warn
+    from bertkit.console import err, note, plural, warn
     from bertkit.predict import count_rows, predict_file
 
     total = count_rows(source, input_format)
@@ -254,7 +254,7 @@ def _predict_file(
         warn(f"... and {len(stats.skipped) - 20} more skipped rows")
     where = f" -> {stats.output}" if output else ""
     err.print(
-        f"{stats.rows:,} rows in {stats.seconds:.1f}s ({stats.rows_per_second:,.0f} rows/s, "
+        f"{plural(stats.rows, 'row')} in {stats.seconds:.1f}s ({stats.rows_per_second:,.0f} rows/s, "
         f"{describe_backend(classifier)}){where}"
         + (f", {len(stats.skipped)} skipped" if stats.skipped else "")
     )

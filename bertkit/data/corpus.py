@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bertkit.console import plural
 from bertkit.data.reading import EXTENSIONS, file_format, iter_rows
 from bertkit.errors import DataError, first_line
 from bertkit.recipe.schema import DataSection, DataSource, MlmSection
@@ -56,13 +57,14 @@ class SequenceStats:
 
     def describe(self, split: str) -> str:
         dropped = (
-            f", {self.dropped_tokens:,} tokens cut from {self.truncated_documents:,} long documents"
+            f", {plural(self.dropped_tokens, 'token')} cut from "
+            f"{plural(self.truncated_documents, 'long document')}"
             if self.dropped_tokens
             else ", no token dropped"
         )
         return (
-            f"{split}: {self.documents:,} documents, {self.corpus_tokens:,} tokens -> "
-            f"{self.sequences:,} sequences using {self.used_tokens:,} tokens{dropped}"
+            f"{split}: {plural(self.documents, 'document')}, {plural(self.corpus_tokens, 'token')} -> "
+            f"{plural(self.sequences, 'sequence')} using {plural(self.used_tokens, 'token')}{dropped}"
         )
 
 
