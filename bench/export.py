@@ -144,8 +144,8 @@ def run(
     import transformers
     from transformers import pipeline
 
-    from bertkit.backends import load_backend_classifier
-    from bertkit.export import export_model
+    from bertkit.export.onnx import export_model
+    from bertkit.export.runtime import load_backend_classifier
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -242,7 +242,7 @@ def _time_tools(
     classifiers: dict[str, Any], pipe: Any, inputs: list[str], max_length: int, repeats: int
 ) -> dict[str, dict[str, Any]]:
     """Texts/s of the pipeline and every bertkit backend: warmed up, alternating, best of `repeats`."""
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.predict import predict_texts
 
     def with_pipeline(items: list[str]) -> Any:
         return pipe(items, batch_size=BATCH_SIZE, truncation=True, max_length=max_length, top_k=None)

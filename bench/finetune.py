@@ -98,7 +98,7 @@ def read_sst2(name: str, expected_rows: int) -> tuple[list[str], list[int]]:
     Raises:
         RuntimeError: the file does not hold the rows it should.
     """
-    from bertkit.data.reading import read_table
+    from bertkit.io.reading import read_table
 
     table = read_table(DATA / "sst2" / name, "tsv")
     if len(table) != expected_rows:

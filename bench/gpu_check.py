@@ -782,15 +782,15 @@ def decisions(context: Context, device: str, result: dict[str, Any]) -> None:
     import torch
     from transformers import AutoModelForSequenceClassification, Trainer
 
-    from bertkit.models import ModelRef, load_model
-    from bertkit.recipe.schema import TrainSection
-    from bertkit.training.arguments import pad_multiple, training_arguments
-    from bertkit.training.devices import (
+    from bertkit.devices import (
         DEFAULT_INFERENCE_BATCH,
         decide_placement,
         hardware,
         inference_precision,
     )
+    from bertkit.models import ModelRef, load_model
+    from bertkit.recipe.schema import TrainSection
+    from bertkit.training.arguments import pad_multiple, training_arguments
 
     cuda = device == "cuda"
     hw = hardware(device)
@@ -1123,7 +1123,7 @@ def warmup_steps(steps: int) -> int:
 
 def common_checks(result: dict[str, Any], seen: Observation, context: Context, recipe: Any) -> None:
     """Expectations every training stage shares: finite loss, all steps, what ran as bertkit decided."""
-    from bertkit.training.devices import decide_placement, hardware
+    from bertkit.devices import decide_placement, hardware
 
     placement = decide_placement(recipe.train.precision, hardware(context.device), recipe.train.tf32)
     result["placement"] = {
@@ -1217,11 +1217,11 @@ FINETUNE_VARIANTS: dict[int, dict[str, Any]] = {
 
 def stage_finetune(context: Context, result: dict[str, Any], number: int) -> None:
     """Fine-tune the random BERT on the first rows of SST-2 train, and measure the steady state."""
+    from bertkit.devices import decide_placement, hardware
     from bertkit.errors import RecipeError
     from bertkit.recipe import recipe_from_dict
+    from bertkit.tasks.classification.train import finetune
     from bertkit.training.arguments import micro_batch_splits
-    from bertkit.training.devices import decide_placement, hardware
-    from bertkit.training.finetune import finetune
 
     sizes = context.sizes
     variant = dict(FINETUNE_VARIANTS[number])
@@ -1347,9 +1347,9 @@ def replay_finetune(recipe: Any, multiple: int | None, splits: int) -> list[tupl
     seed, as bench/finetune.py's `length_grouped_padding` does. Without grouping
     (splits 1) the sampler gives the very batches of the Trainer's shuffling.
     """
-    from bertkit.data.classification import load_classification_data
-    from bertkit.data.tokenize import tokenize_texts
     from bertkit.models import load_tokenizer
+    from bertkit.tasks.classification.data import load_classification_data
+    from bertkit.tokenization import tokenize_texts
     from bertkit.training.sampling import SortedMicroBatches
 
     data = load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed)
@@ -1371,7 +1371,7 @@ def replay_finetune(recipe: Any, multiple: int | None, splits: int) -> list[tupl
 def stage_mlm(context: Context, result: dict[str, Any], compile: bool = False) -> None:
     """Masked-LM from scratch on packed blocks of the Gutenberg novels, with or without torch.compile."""
     from bertkit.recipe import recipe_from_dict
-    from bertkit.training.pretrain import pretrain
+    from bertkit.tasks.mlm.train import pretrain
 
     sizes = context.sizes
     steps = sizes.compile_steps if compile else sizes.mlm_steps
@@ -1468,9 +1468,9 @@ def stage_inference(context: Context, result: dict[str, Any]) -> None:
     """Predict the same texts with stage 1's classifier: fp32 at batch 64 and 256, then bf16 at 256."""
     import numpy as np
 
-    from bertkit.data.reading import read_table
     from bertkit.errors import UsageError
-    from bertkit.inference import load_classifier, use_half_precision
+    from bertkit.io.reading import read_table
+    from bertkit.tasks.classification.inference import load_classifier, use_half_precision
 
     folder = context.classifier_dir
     if not (folder / "config.json").is_file():

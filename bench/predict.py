@@ -68,7 +68,7 @@ def _read_column(folder: str, name: str, column: str) -> list[str]:
     Raises:
         RuntimeError: the file does not hold the rows it should.
     """
-    from bertkit.data.reading import read_table
+    from bertkit.io.reading import read_table
 
     table = read_table(DATA / folder / name, "tsv")
     expected = EXPECTED_ROWS[(folder, name)]
@@ -120,7 +120,7 @@ def batch_plans(lengths: list[int], batch_size: int) -> dict[str, list[list[int]
 
     Mirrors `Classifier.iter_logits` (windows of SORT_WINDOW texts, each sorted by length).
     """
-    from bertkit.inference import sort_window
+    from bertkit.tasks.classification.inference import sort_window
 
     n = len(lengths)
     in_order = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
@@ -210,8 +210,8 @@ def run(
     import transformers
     from transformers import pipeline
 
-    from bertkit.inference import load_classifier
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.inference import load_classifier
+    from bertkit.tasks.classification.predict import predict_texts
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

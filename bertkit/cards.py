@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bertkit.data.labels import LabelSpec
 from bertkit.recipe.schema import Recipe
+from bertkit.tasks.classification.labels import LabelSpec
 
 _SKIP = ("runtime", "per_second", "flos", "epoch")
 

@@ -321,7 +321,7 @@ def mlm_recipe(folder: Path, model_name: Path, corpus: Path, **sections: Any) ->
 def test_corpus_tokens_and_sequences(tmp_path, tiny_model_dir, tiny_corpus_file):
     from transformers import AutoTokenizer
 
-    from bertkit.data.corpus import build_sequences, load_corpus
+    from bertkit.tasks.mlm.corpus import build_sequences, load_corpus
 
     recipe = load_recipe(mlm_recipe(tmp_path, tiny_model_dir, tiny_corpus_file))
     report = check_recipe(recipe)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bertkit.data.reading import Table, file_format, iter_rows, read_table
 from bertkit.errors import DataError
+from bertkit.io.reading import Table, file_format, iter_rows, read_table
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:

@@ -48,7 +48,7 @@ def trained(tmp_path_factory, tiny_model_dir, tiny_sentiment_files):
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
 
     from bertkit.recipe import load_recipe
-    from bertkit.training.finetune import finetune
+    from bertkit.tasks.classification.train import finetune
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BERTKIT_CACHE", str(folder / "cache"))
@@ -58,7 +58,7 @@ def trained(tmp_path_factory, tiny_model_dir, tiny_sentiment_files):
 
 @pytest.fixture(scope="module")
 def classifier(trained):
-    from bertkit.inference import load_classifier
+    from bertkit.tasks.classification.inference import load_classifier
 
     return load_classifier(trained.run)
 
@@ -106,12 +106,12 @@ def test_eval_with_no_arguments_uses_the_latest_run(run_cli, trained, monkeypatc
 def test_eval_metrics_match_a_direct_computation(trained, tmp_path):
     from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-    from bertkit.evaluation import evaluate_classifier
+    from bertkit.tasks.classification.evaluate import evaluate_classifier
 
     result = evaluate_classifier(trained.run, output=tmp_path / "report")
     rows = read_csv(trained.data / "validation.csv")
     texts = [r["text"] for r in rows]
-    from bertkit.inference import load_classifier
+    from bertkit.tasks.classification.inference import load_classifier
 
     logits = load_classifier(trained.run).logits(texts)
     # Batched, length-sorted inference gives the logits of one-by-one inference (the
@@ -276,7 +276,7 @@ def test_predict_uses_the_latest_run_by_default(run_cli, trained, monkeypatch):
 @pytest.fixture
 def small_sort_window(monkeypatch):
     """Sort windows of 16 texts, so the 40-row test files cross window boundaries."""
-    monkeypatch.setattr("bertkit.inference.SORT_WINDOW", 16)
+    monkeypatch.setattr("bertkit.tasks.classification.inference.SORT_WINDOW", 16)
 
 
 def test_logits_keep_input_order_despite_length_sorting(classifier, trained, small_sort_window):
@@ -349,7 +349,7 @@ def test_predict_file_round_trip(run_cli, trained, classifier, tmp_path, in_fmt,
 
 
 def test_predict_file_reports_progress_after_every_batch(classifier, trained, tmp_path, small_sort_window):
-    from bertkit.predict import predict_file
+    from bertkit.tasks.classification.predict import predict_file
 
     texts = [r["text"] for r in read_csv(trained.data / "train.csv")]
     progress: list[int] = []
@@ -508,7 +508,7 @@ def test_a_pair_model_refuses_single_texts(run_cli, trained, tmp_path):
 
 
 def test_predict_texts_refuses_pairs_for_a_single_text_model(classifier):
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.predict import predict_texts
 
     with pytest.raises(DataError, match="single texts"):
         predict_texts(classifier, [POSITIVE], ["it was good"])
@@ -521,7 +521,7 @@ def test_half_precision_is_used_when_it_predicts_as_fp32_does(trained, capsys):
     """The check a GPU runs before predicting in bf16; bf16 also runs on a CPU, so it is tested here."""
     import torch
 
-    from bertkit.inference import load_classifier, use_half_precision
+    from bertkit.tasks.classification.inference import load_classifier, use_half_precision
 
     fp32 = load_classifier(trained.run)
     texts = ["the food was good .", "the film was bad .", "a really dull plot , not worth the money ."]
@@ -536,12 +536,12 @@ def test_half_precision_is_used_when_it_predicts_as_fp32_does(trained, capsys):
 def test_half_precision_that_changes_predictions_stays_in_fp32(trained, monkeypatch, capsys):
     import torch
 
-    import bertkit.parity
-    from bertkit.inference import load_classifier, use_half_precision
+    import bertkit.export.parity
+    from bertkit.tasks.classification.inference import load_classifier, use_half_precision
 
-    monkeypatch.setattr(bertkit.parity, "prediction_agreement", lambda *args: (0.9, "labels"))
-    unlabelled = bertkit.parity.Sample(["the food was good .", "the film was bad ."], None, "2 texts")
-    monkeypatch.setattr(bertkit.parity, "sample_texts", lambda *args: unlabelled)
+    monkeypatch.setattr(bertkit.export.parity, "prediction_agreement", lambda *args: (0.9, "labels"))
+    unlabelled = bertkit.export.parity.Sample(["the food was good .", "the film was bad ."], None, "2 texts")
+    monkeypatch.setattr(bertkit.export.parity, "sample_texts", lambda *args: unlabelled)
     classifier = load_classifier(trained.run)
     use_half_precision(classifier, "bf16")
     assert classifier.precision == "fp32" and next(classifier.model.parameters()).dtype == torch.float32

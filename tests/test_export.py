@@ -13,22 +13,22 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 onnx = pytest.importorskip("onnx")
 
-from bertkit.backends import (  # noqa: E402 - after the skips
-    EXPORT_INFO,
-    INT8_FILE,
-    MODEL_FILE,
-    OnnxClassifier,
-    load_backend_classifier,
-)
 from bertkit.errors import ModelError, UsageError  # noqa: E402
-from bertkit.export import export_model  # noqa: E402
-from bertkit.parity import (  # noqa: E402
+from bertkit.export.onnx import export_model  # noqa: E402
+from bertkit.export.parity import (  # noqa: E402
     BUILTIN_TEXTS,
     Tolerances,
     judge,
     raise_on_failure,
     sample_accuracy,
     sample_texts,
+)
+from bertkit.export.runtime import (  # noqa: E402 - after the skips
+    EXPORT_INFO,
+    INT8_FILE,
+    MODEL_FILE,
+    OnnxClassifier,
+    load_backend_classifier,
 )
 
 TEXTS = [
@@ -93,7 +93,7 @@ def standard_export(classifier_dir: Path, tmp_path_factory: pytest.TempPathFacto
 
 
 def _labels(classifier) -> list[str]:
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.predict import predict_texts
 
     return [r["predicted_label"] for r in predict_texts(classifier, TEXTS)]
 
@@ -144,7 +144,7 @@ def test_the_fp32_graph_is_fused_for_onnx_runtime(exported, standard_export):
 
 
 def test_a_failed_fusion_keeps_the_standard_graph(standard_export, monkeypatch, tmp_path):
-    from bertkit.export import optimize_graph
+    from bertkit.export.onnx import optimize_graph
 
     graph = tmp_path / MODEL_FILE
     shutil.copy2(standard_export.folder / MODEL_FILE, graph)
@@ -173,7 +173,7 @@ def test_the_graph_has_dynamic_batch_and_sequence_axes(exported):
 
 @pytest.mark.parametrize("quantize", [None, "int8"], ids=["fp32", "int8"])
 def test_onnx_backend_predicts_what_torch_predicts(exported, run_dir, quantize):
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.predict import predict_texts
 
     torch_classifier = load_backend_classifier(run_dir, device="cpu")
     onnx_classifier = load_backend_classifier(run_dir, backend="onnx", quantize=quantize)
@@ -194,7 +194,7 @@ def test_onnx_backend_predicts_what_torch_predicts(exported, run_dir, quantize):
 def test_torch_int8_quantizes_linear_layers_and_keeps_labels(classifier_dir):
     import torch
 
-    from bertkit.backends import describe_backend
+    from bertkit.export.runtime import describe_backend
 
     classifier = load_backend_classifier(classifier_dir, quantize="int8")
     assert describe_backend(classifier) == "torch int8 on cpu"
@@ -313,7 +313,7 @@ def _reuse_graph(monkeypatch, standard_export) -> None:
     def copy_graph(model, example, path, max_positions, external=False):
         shutil.copy2(standard_export.folder / MODEL_FILE, path)
 
-    monkeypatch.setattr("bertkit.export.export_graph", copy_graph)
+    monkeypatch.setattr("bertkit.export.onnx.export_graph", copy_graph)
 
 
 def test_a_graph_that_computes_something_else_fails_and_leaves_nothing(
@@ -336,7 +336,7 @@ def test_an_int8_graph_below_the_agreement_limit_fails(
     standard_export, classifier_dir, monkeypatch, tmp_path
 ):
     _reuse_graph(monkeypatch, standard_export)
-    monkeypatch.setattr("bertkit.export.prediction_agreement", lambda *args: (0.9, "labels"))
+    monkeypatch.setattr("bertkit.export.onnx.prediction_agreement", lambda *args: (0.9, "labels"))
     target = tmp_path / "onnx"
     with pytest.raises(ModelError) as caught:
         export_model(classifier_dir, output=target, quantize="int8")
@@ -371,7 +371,7 @@ def test_sample_texts_from_a_file_else_built_in(tiny_sentiment_files):
 
 
 def test_sample_labels_are_encoded_as_the_models_ids(tiny_sentiment_files, tmp_path):
-    from bertkit.data.labels import LabelSpec
+    from bertkit.tasks.classification.labels import LabelSpec
 
     spec = LabelSpec("single", ("negative", "positive"))
     sample = sample_texts(None, tiny_sentiment_files / "validation.csv", False, 4, spec)
@@ -418,7 +418,7 @@ def test_export_reports_accuracy_on_labelled_sample_texts(
     standard_export, classifier_dir, tiny_sentiment_files, monkeypatch, tmp_path, run_cli
 ):
     _reuse_graph(monkeypatch, standard_export)
-    monkeypatch.setattr("bertkit.export.prediction_agreement", lambda *args: (0.5, "labels"))
+    monkeypatch.setattr("bertkit.export.onnx.prediction_agreement", lambda *args: (0.5, "labels"))
     target = tmp_path / "onnx"
     data = tiny_sentiment_files / "validation.csv"
     result = run_cli("export", "--model", classifier_dir, "-o", target, "--quantize", "int8", "--data", data)

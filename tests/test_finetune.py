@@ -91,7 +91,7 @@ def derived_data(sentiment: Path, folder: Path, label) -> Path:
 
 
 def run_finetune(recipe_path: Path, overrides: list[str] | None = None, **kwargs):
-    from bertkit.training.finetune import finetune
+    from bertkit.tasks.classification.train import finetune
 
     return finetune(load_recipe(recipe_path, overrides or []), **kwargs)
 
@@ -373,8 +373,8 @@ def test_multi_label_run(tmp_path, tiny_model_dir, tiny_sentiment_files):
     assert "f1_micro" in result.metrics["validation"]
     assert result.main_metric == "f1_micro"
 
-    from bertkit.inference import load_classifier
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.inference import load_classifier
+    from bertkit.tasks.classification.predict import predict_texts
 
     classifier = load_classifier(result.run.path)
     assert classifier.labels.problem == "multi"
@@ -399,8 +399,8 @@ def test_regression_run(tmp_path, tiny_model_dir, tiny_sentiment_files):
     assert {"mse", "mae", "rmse"} <= set(result.metrics["validation"])
     assert json.loads((result.run.path / "run.json").read_text())["main_metric"] == "pearson"
 
-    from bertkit.inference import load_classifier
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.inference import load_classifier
+    from bertkit.tasks.classification.predict import predict_texts
 
     classifier = load_classifier(result.run.path)
     assert classifier.labels.problem == "regression"
@@ -428,9 +428,9 @@ def test_sentence_pair_run(run_cli, tmp_path, tiny_model_dir, tiny_sentiment_fil
     assert config["id2label"] == {"0": "no", "1": "yes"}
     assert 0.0 <= result.metrics["test"]["accuracy"] <= 1.0
 
-    from bertkit.evaluation import evaluate_classifier
-    from bertkit.inference import load_classifier
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.evaluate import evaluate_classifier
+    from bertkit.tasks.classification.inference import load_classifier
+    from bertkit.tasks.classification.predict import predict_texts
 
     evaluated = evaluate_classifier(result.run.path, split="test")
     assert evaluated.n_examples == 12
@@ -460,14 +460,14 @@ def test_explicit_class_weights_change_the_training_loss(single, tmp_path):
 
 
 def _loaded(recipe_path: Path, overrides: list[str] | None = None):
-    from bertkit.data.classification import load_classification_data
+    from bertkit.tasks.classification.data import load_classification_data
 
     recipe = load_recipe(recipe_path, overrides or [])
     return recipe, load_classification_data(recipe.data, recipe.labels, seed=recipe.train.seed)
 
 
 def test_class_weight_settings_resolve_in_label_order(tmp_path, tiny_model_dir, tiny_sentiment_files):
-    from bertkit.training.finetune import resolve_class_weights
+    from bertkit.tasks.classification.train import resolve_class_weights
 
     # 30 negative and 10 positive rows: auto gives n / (k * n_c).
     rows = [{"text": f"row {i}", "label": "positive" if i % 4 == 0 else "negative"} for i in range(40)]
@@ -493,7 +493,7 @@ def test_class_weight_settings_resolve_in_label_order(tmp_path, tiny_model_dir, 
 
 
 def test_class_weights_are_refused_for_multi_label(tmp_path, tiny_model_dir, tiny_sentiment_files):
-    from bertkit.training.finetune import resolve_class_weights
+    from bertkit.tasks.classification.train import resolve_class_weights
 
     data_dir = derived_data(tiny_sentiment_files, tmp_path / "data", lambda i, r: r["label"] + "|x")
     recipe_path = write_recipe(tmp_path, tiny_model_dir, data_dir, labels={"separator": "|"})
@@ -507,7 +507,7 @@ def test_weighted_loss_is_the_weighted_sum_over_the_items():
     import torch
     from torch.nn import functional
 
-    from bertkit.training.finetune import weighted_loss
+    from bertkit.tasks.classification.train import weighted_loss
 
     logits = torch.tensor([[2.0, -1.0], [0.5, 0.25], [-1.0, 1.0]])
     labels = torch.tensor([0, 1, 1])

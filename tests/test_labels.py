@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bertkit.data.classification import load_classification_data
-from bertkit.data.labels import LabelSpec, detect_labels
-from bertkit.data.reading import Table, read_table
 from bertkit.errors import DataError
+from bertkit.io.reading import Table, read_table
 from bertkit.recipe.schema import DataSection, LabelsSection
+from bertkit.tasks.classification.data import load_classification_data
+from bertkit.tasks.classification.labels import LabelSpec, detect_labels
 
 
 def table(labels: list, *, lines: list[int] | None = None, name: str = "train.csv") -> Table:

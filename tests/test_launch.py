@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from bertkit.devices import Hardware, decide_placement, inference_precision
 from bertkit.errors import RecipeError, UsageError
-from bertkit.training.devices import Hardware, decide_placement, inference_precision
 from bertkit.training.launch import (
     LAUNCHED,
     PLAIN_LAUNCH,
@@ -258,9 +258,9 @@ def test_prediction_precision_follows_the_hardware():
 
 def test_the_recipes_precision_wins_over_the_launchers(monkeypatch, capsys):
     """R1: a bf16 Accelerate config must not turn `precision: fp32` into a bf16 run."""
+    from bertkit.devices import Placement
     from bertkit.recipe.schema import TrainSection
     from bertkit.training.arguments import training_arguments
-    from bertkit.training.devices import Placement
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
     monkeypatch.delenv(LAUNCHED, raising=False)
@@ -275,9 +275,9 @@ def test_the_recipes_precision_wins_over_the_launchers(monkeypatch, capsys):
 
 
 def test_ddp_does_not_search_for_unused_parameters():
+    from bertkit.devices import Placement
     from bertkit.recipe.schema import TrainSection
     from bertkit.training.arguments import training_arguments
-    from bertkit.training.devices import Placement
 
     args = training_arguments(
         TrainSection(), "/tmp/unused", Placement("cpu", "fp32", False, ""), evaluate=False, selection=None
@@ -287,9 +287,9 @@ def test_ddp_does_not_search_for_unused_parameters():
 
 def test_fp16_uses_the_adamw_that_lets_loss_scaling_skip_a_step():
     """R8: fused AdamW steps on overflow itself, so the schedule would advance on skipped steps."""
+    from bertkit.devices import Placement
     from bertkit.recipe.schema import TrainSection
     from bertkit.training.arguments import training_arguments
-    from bertkit.training.devices import Placement
 
     def optim(precision):
         placement = Placement("cpu", precision, False, "")  # built only, never run
@@ -312,9 +312,9 @@ def test_batch_size_auto_is_refused_under_several_processes(monkeypatch):
 
 
 def test_gradient_checkpointing_is_refused_under_fsdp(monkeypatch):
+    from bertkit.devices import Placement
     from bertkit.recipe.schema import TrainSection
     from bertkit.training.arguments import training_arguments
-    from bertkit.training.devices import Placement
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     with pytest.raises(RecipeError, match="under FSDP it gathers every layer") as refused:
@@ -332,7 +332,7 @@ def test_one_process_that_sees_several_gpus_is_refused(monkeypatch):
     """B3: the Trainer would wrap it in nn.DataParallel (and the NaN hook would see losses on every GPU)."""
     import torch
 
-    from bertkit.training.devices import refuse_data_parallel
+    from bertkit.devices import refuse_data_parallel
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
@@ -351,7 +351,7 @@ def test_the_recipes_tf32_wins_over_what_accelerate_set(monkeypatch):
     """
     import torch
 
-    from bertkit.training.devices import apply_tf32, tf32_in_effect
+    from bertkit.devices import apply_tf32, tf32_in_effect
 
     matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
     before = (matmul.fp32_precision, conv.fp32_precision, torch.backends.fp32_precision)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from bertkit.errors import BertkitError
-from bertkit.metrics import (
+from bertkit.tasks.classification.metrics import (
     available_metrics,
     class_probabilities,
     compute_classification_metrics,
@@ -251,7 +251,7 @@ def test_evaluate_library_metric_returns_plain_values(monkeypatch):
 
 def test_importing_does_not_pull_in_torch_or_sklearn():
     code = (
-        "import sys, bertkit.metrics, bertkit.evaluation_report; "
+        "import sys, bertkit.tasks.classification.metrics, bertkit.tasks.classification.report; "
         "print(sorted(m for m in ('torch', 'transformers', 'sklearn', 'matplotlib') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -107,7 +107,7 @@ def test_04_labels_written_as_one_point_zero_are_classes(
 def test_06_two_runs_never_write_one_directory(make_recipe, tmp_path):
     from bertkit.errors import RunError
     from bertkit.recipe import load_recipe
-    from bertkit.training.finetune import finetune
+    from bertkit.tasks.classification.train import finetune
 
     run = tmp_path / "run"
     run.mkdir()
@@ -152,7 +152,7 @@ def test_13_tsvs_quoted_by_the_csv_module_are_read_without_their_quotes(run_cli,
         for i in range(20):
             writer.writerow([f'the film was {"good" if i % 2 else "bad"} , he said "wow" .', i % 2])
     assert '""wow""' in path.read_text()
-    from bertkit.data.reading import read_table
+    from bertkit.io.reading import read_table
 
     table = read_table(path)
     assert table.columns["text"][0] == 'the film was bad , he said "wow" .'
@@ -229,7 +229,7 @@ def test_05_every_sequence_predicts_at_least_one_token(tiny_model_dir):
     import torch
     from transformers import AutoTokenizer
 
-    from bertkit.data.masking import MlmCollator
+    from bertkit.tasks.mlm.masking import MlmCollator
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     ids = tokenizer("the film was good .")["input_ids"]
@@ -279,7 +279,7 @@ def test_11_utf16_files_are_refused_and_cr_only_files_read(
     )
     old_mac = tmp_path / "cr.csv"
     old_mac.write_bytes(text.replace("\n", "\r").encode())
-    from bertkit.data.reading import read_table
+    from bertkit.io.reading import read_table
 
     assert len(read_table(old_mac)) == len(_rows(tiny_sentiment_files))
 
@@ -345,8 +345,8 @@ def test_22_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path, make_rec
 
 
 def test_23_a_huge_line_is_cut_before_the_tokenizer_sees_it(trained_run):
-    from bertkit.inference import load_classifier
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.inference import load_classifier
+    from bertkit.tasks.classification.predict import predict_texts
 
     classifier = load_classifier(trained_run)
     seen: list[int] = []
@@ -440,8 +440,8 @@ def test_24_packed_blocks_never_hold_two_separators_in_a_row(tmp_path, tiny_mode
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from bertkit.data.corpus import build_sequences
     from bertkit.recipe.schema import MlmSection
+    from bertkit.tasks.mlm.corpus import build_sequences
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     docs = Dataset.from_dict(
@@ -474,7 +474,7 @@ def test_24_top_k_is_refused_where_it_does_not_apply(run_cli, tmp_path, tiny_mod
 def trained_run(tmp_path_factory, tiny_model_dir, tiny_sentiment_files):
     """A classifier run with named labels (negative, positive), trained for a few steps."""
     from bertkit.recipe import load_recipe
-    from bertkit.training.finetune import finetune
+    from bertkit.tasks.classification.train import finetune
 
     folder = tmp_path_factory.mktemp("new-user")
     recipe = folder / "r.yaml"
@@ -499,7 +499,7 @@ def trained_run(tmp_path_factory, tiny_model_dir, tiny_sentiment_files):
 
 def test_data_errors_name_their_file(tmp_path):
     """Sanity: the readers' errors above are DataErrors, shown without a traceback."""
-    from bertkit.data.reading import read_table
+    from bertkit.io.reading import read_table
 
     path = tmp_path / "u.csv"
     path.write_bytes("text,label\n".encode("utf-16"))

@@ -25,7 +25,7 @@ def _corpus(tmp_path: Path, lines: list[str], name: str = "corpus.txt") -> Path:
 
 
 def _sequences(tokenizer, path: Path, max_length: int, **mlm: object):
-    from bertkit.data.corpus import build_sequences, load_corpus
+    from bertkit.tasks.mlm.corpus import build_sequences, load_corpus
 
     settings = MlmSection(**mlm)
     corpus = load_corpus(DataSource(path=str(path)), DataSection(), settings)
@@ -65,7 +65,7 @@ def test_line_by_line_counts_what_truncation_cuts(tmp_path, tokenizer):
 
 
 def test_paragraph_documents_split_on_blank_lines(tmp_path, tokenizer):
-    from bertkit.data.corpus import load_corpus
+    from bertkit.tasks.mlm.corpus import load_corpus
 
     path = tmp_path / "paragraphs.txt"
     path.write_text("the film was good .\nthe food was bad .\n\nthe staff were rude .\n", encoding="utf-8")
@@ -88,7 +88,7 @@ def test_next_sentence_pairs_have_both_labels_and_segment_ids(tmp_path, tokenize
 
 
 def test_word_boundaries_join_wordpiece_continuations_and_split_chinese_characters():
-    from bertkit.data.corpus import _boundary_offsets
+    from bertkit.tasks.mlm.corpus import _boundary_offsets
 
     # [CLS] play ##ing 我 爱 [SEP]: "play ##ing" is one word; each Chinese character is one.
     offsets = _boundary_offsets([None, 0, 0, 1, 2, None])
@@ -99,8 +99,8 @@ def test_word_boundaries_join_wordpiece_continuations_and_split_chinese_characte
 
 
 def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer):
-    from bertkit.data.corpus import _boundary_offsets
-    from bertkit.data.masking import MlmCollator
+    from bertkit.tasks.mlm.corpus import _boundary_offsets
+    from bertkit.tasks.mlm.masking import MlmCollator
 
     ids = tokenizer.convert_tokens_to_ids(["[CLS]", "love", "##s", "film", "##s", "[SEP]"])
     feature = {
@@ -117,7 +117,7 @@ def test_whole_word_masking_masks_every_piece_of_a_word(tokenizer):
 
 
 def test_evaluation_masks_are_the_same_every_time(tmp_path, tokenizer):
-    from bertkit.data.masking import MlmCollator, premask
+    from bertkit.tasks.mlm.masking import MlmCollator, premask
 
     built, _ = _sequences(
         tokenizer, _corpus(tmp_path, ["the film was good and the food was great ."] * 6), 16
@@ -152,7 +152,7 @@ def mlm_run(tmp_path_factory, tiny_model_dir, tiny_corpus_file):
     """One continued-pretraining run of the tiny BERT, shared by the tests below."""
     import torch
 
-    from bertkit.training.pretrain import pretrain
+    from bertkit.tasks.mlm.train import pretrain
 
     tmp = tmp_path_factory.mktemp("mlm")
     threads = torch.get_num_threads()
@@ -206,7 +206,7 @@ def test_fill_mask_lists_candidates_for_every_mask(run_cli, mlm_run):
 def test_a_classifier_fine_tuned_from_a_pretraining_run_records_its_lineage(
     tmp_path, mlm_run, tiny_sentiment_files, tiny_model_dir
 ):
-    from bertkit.training.finetune import finetune
+    from bertkit.tasks.classification.train import finetune
 
     recipe = tmp_path / "classify.yaml"
     recipe.write_text(
@@ -223,7 +223,7 @@ def test_a_classifier_fine_tuned_from_a_pretraining_run_records_its_lineage(
 
 
 def test_a_tiny_bert_from_scratch_with_its_own_tokenizer(tmp_path, tiny_corpus_file):
-    from bertkit.training.pretrain import pretrain
+    from bertkit.tasks.mlm.train import pretrain
 
     recipe = _mlm_recipe(
         tmp_path, None, tiny_corpus_file, tokenizer="{train: true, vocab_size: 120, min_frequency: 1}"

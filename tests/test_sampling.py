@@ -71,8 +71,8 @@ def test_micro_batch_count(batch, device, splits):
 
 
 def test_training_arguments_keep_the_examples_per_step():
+    from bertkit.devices import Placement
     from bertkit.training.arguments import training_arguments
-    from bertkit.training.devices import Placement
 
     train = TrainSection(batch_size=32, gradient_accumulation=2)
     args = training_arguments(

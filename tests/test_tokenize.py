@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bertkit.data.tokenize import cache_root, tokenize_texts
+from bertkit.tokenization import cache_root, tokenize_texts
 
 WORDS = ["the", "film", "was", "good", "and", "the", "food", "was", "bad", "again", "and", "again"]
 

@@ -15,11 +15,11 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from bertkit.checks.classification import check_classification
-from bertkit.checks.corpus import check_corpus
 from bertkit.checks.report import CheckReport, Finding, SplitStats, TokenStats
 from bertkit.errors import BertkitError, DataError, ModelError, RecipeError
 from bertkit.recipe.schema import Recipe
+from bertkit.tasks.classification.checks import check_classification
+from bertkit.tasks.mlm.checks import check_corpus
 
 __all__ = ["CheckReport", "Finding", "SplitStats", "TokenStats", "check_recipe", "raise_for_errors"]
 

@@ -84,8 +84,8 @@ def evaluate(
       bertkit eval --split test
       bertkit eval --model runs/quickstart-20250101-120000 --data reviews.csv --label-column stars
     """
-    from bertkit.inference import find_model_dir
-    from bertkit.masked_lm import model_kind
+    from bertkit.tasks.classification.inference import find_model_dir
+    from bertkit.tasks.mlm.inference import model_kind
 
     folder, _ = find_model_dir(model)
     if model_kind(folder) == "masked-lm":
@@ -95,7 +95,7 @@ def evaluate(
             raise UsageError(f"--precision {precision}: masked-LM evaluation runs in fp32", hint="drop it")
         _evaluate_masked_lm(model, data, baseline, limit, batch_size or 32, output, device, as_json)
         return
-    from bertkit.evaluation import evaluate_classifier
+    from bertkit.tasks.classification.evaluate import evaluate_classifier
 
     result = evaluate_classifier(
         model,
@@ -120,7 +120,7 @@ def _evaluate_masked_lm(model, data, baseline, limit, batch_size, output, device
     from rich.table import Table
 
     from bertkit.console import out
-    from bertkit.masked_lm import evaluate_masked_lm
+    from bertkit.tasks.mlm.inference import evaluate_masked_lm
 
     result = evaluate_masked_lm(
         model, data=data, baseline=baseline, limit=limit, batch_size=batch_size, output=output, device=device

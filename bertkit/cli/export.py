@@ -93,7 +93,7 @@ def export(
     import json
 
     from bertkit.console import note
-    from bertkit.export import export_model
+    from bertkit.export.onnx import export_model
 
     result = export_model(
         model,

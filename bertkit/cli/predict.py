@@ -99,9 +99,9 @@ def predict(
             "give texts as arguments or --input FILE (one of them)",
             hint='bertkit predict "some text"   or   bertkit predict --input texts.txt',
         )
-    from bertkit.backends import backend_model_dir, check_backend_options, load_backend_classifier
-    from bertkit.masked_lm import model_kind
-    from bertkit.training.devices import DEFAULT_INFERENCE_BATCH
+    from bertkit.devices import DEFAULT_INFERENCE_BATCH
+    from bertkit.export.runtime import backend_model_dir, check_backend_options, load_backend_classifier
+    from bertkit.tasks.mlm.inference import model_kind
 
     check_backend_options(backend, quantize, device, precision)
     folder = backend_model_dir(model, backend)
@@ -151,9 +151,9 @@ def _fill_mask(model, texts, top_k, device, as_json, backend, quantize) -> None:
 
     from rich.table import Table
 
-    from bertkit.backends import load_backend_masked_lm
     from bertkit.console import out
-    from bertkit.masked_lm import fill_mask
+    from bertkit.export.runtime import load_backend_masked_lm
+    from bertkit.tasks.mlm.inference import fill_mask
 
     mlm = load_backend_masked_lm(model, backend=backend, quantize=quantize, device=device)
     results = fill_mask(mlm, texts, top_k=top_k)
@@ -179,12 +179,12 @@ def _predict_arguments(classifier, texts, top_k, batch_size, as_json, output) ->
     from rich.table import Table
 
     from bertkit.console import out
-    from bertkit.predict import predict_texts
+    from bertkit.tasks.classification.predict import predict_texts
 
     results = predict_texts(classifier, texts, top_k=top_k, batch_size=batch_size)
     if output is not None:
         from bertkit.console import err
-        from bertkit.predict import write_predictions
+        from bertkit.tasks.classification.predict import write_predictions
 
         write_predictions([{"text": t, **r} for t, r in zip(texts, results, strict=True)], output)
         err.print(f"{len(texts)} predictions -> {output}")
@@ -219,9 +219,9 @@ def _predict_file(
 ) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bertkit.backends import describe_backend
     from bertkit.console import err, note, plural, warn
-    from bertkit.predict import count_rows, predict_file
+    from bertkit.export.runtime import describe_backend
+    from bertkit.tasks.classification.predict import count_rows, predict_file
 
     total = count_rows(source, input_format)
     columns = [TextColumn("[bold]predicting[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]

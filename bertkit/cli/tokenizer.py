@@ -40,7 +40,7 @@ def train(
       bertkit tokenizer train -i a.txt -i b.txt --cased --output cased-tokenizer
     """
     from bertkit.console import out
-    from bertkit.wordpiece import check_tokenizer_output, read_text_files, train_wordpiece
+    from bertkit.tasks.mlm.wordpiece import check_tokenizer_output, read_text_files, train_wordpiece
 
     check_tokenizer_output(output, force=force)
     tokenizer = train_wordpiece(

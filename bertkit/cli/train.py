@@ -102,9 +102,9 @@ def _train(
     narrow_devices(plan)
     device = plan.device or device
     if command == "finetune":
-        from bertkit.training.finetune import finetune as run
+        from bertkit.tasks.classification.train import finetune as run
     else:
-        from bertkit.training.pretrain import pretrain as run
+        from bertkit.tasks.mlm.train import pretrain as run
     result = run(
         loaded,
         resume=resume,

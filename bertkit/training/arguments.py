@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bertkit.devices import Placement
 from bertkit.errors import RecipeError
 from bertkit.recipe.schema import TrainSection
-from bertkit.training.devices import Placement
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.cards import model_card
-from bertkit.data.labels import LabelSpec
+from bertkit.devices import Placement, tf32_in_effect
 from bertkit.environment import environment_report
 from bertkit.files import atomic_write_json, atomic_write_text
 from bertkit.models import ModelRef
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import RunDirectory
-from bertkit.training.devices import Placement, tf32_in_effect
+from bertkit.tasks.classification.labels import LabelSpec
 
 
 def write_run_outputs(
@@ -51,7 +51,7 @@ def write_run_outputs(
         data_notes: row counts, truncation and other data facts for the card.
         command: the command line.
     """
-    from bertkit.evaluation_report import plot_training_curves
+    from bertkit.tasks.classification.report import plot_training_curves
 
     if trainer.processing_class is not None:
         trainer.processing_class.save_pretrained(str(staging))

@@ -14,6 +14,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,23 @@ _RESUMABLE_CHANGES = (
     "name",
     "description",
 )
+
+
+@dataclass
+class TrainingResult:
+    """What a training command produced.
+
+    Attributes:
+        run: the (complete) run directory.
+        metrics: split name -> metric name -> value (train, validation, test).
+        main_metric: the metric that picked the best checkpoint.
+        notes: decisions taken on the way (labels, truncation, precision, ...).
+    """
+
+    run: RunDirectory
+    metrics: dict[str, dict[str, float]]
+    main_metric: str | None
+    notes: list[str] = field(default_factory=list)
 
 
 class RunInterrupted(BertkitError):
@@ -279,8 +297,8 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from bertkit.console import note
+    from bertkit.devices import apply_tf32
     from bertkit.training.callbacks import DistinctRandomness, EvalBatchFollowsTraining, LossScaleWatch
-    from bertkit.training.devices import apply_tf32
     from bertkit.training.guard import TrainingGuard
 
     guard = TrainingGuard()

@@ -8,18 +8,18 @@ model is loaded, so a mistake costs seconds and leaves nothing behind.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bertkit.console import is_main_process, note, warn
-from bertkit.data.classification import ClassificationData, load_classification_data
 from bertkit.errors import RecipeError
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import RunDirectory
+from bertkit.tasks.classification.data import ClassificationData, load_classification_data
 from bertkit.training.arguments import Selection
 from bertkit.training.distributed import join_processes, local_main_first
 from bertkit.training.runner import (
+    TrainingResult,
     cleanup_on_failure,
     preflight,
     quiet_libraries,
@@ -28,23 +28,6 @@ from bertkit.training.runner import (
     strip_prefix,
     train,
 )
-
-
-@dataclass
-class TrainingResult:
-    """What a training command produced.
-
-    Attributes:
-        run: the (complete) run directory.
-        metrics: split name -> metric name -> value (train, validation, test).
-        main_metric: the metric that picked the best checkpoint.
-        notes: decisions taken on the way (labels, truncation, precision, ...).
-    """
-
-    run: RunDirectory
-    metrics: dict[str, dict[str, float]]
-    main_metric: str | None
-    notes: list[str] = field(default_factory=list)
 
 
 def finetune(
@@ -76,8 +59,8 @@ def finetune(
             hint="use `bertkit pretrain` for masked-LM recipes",
         )
     quiet_libraries()
+    from bertkit.devices import resolve_placement
     from bertkit.models import load_tokenizer, resolve_model
-    from bertkit.training.devices import resolve_placement
 
     # 1. Cheap checks first: model and tokenizer, every data problem at once, labels,
     #    settings, precision, the run directory.
@@ -130,10 +113,10 @@ def _train(
     from transformers.trainer_callback import EarlyStoppingCallback
 
     from bertkit.files import atomic_write_text
-    from bertkit.inference import CONFIG_KEY, inputs_config
-    from bertkit.metrics import make_compute_metrics
     from bertkit.models import load_model
     from bertkit.recipe.loading import dump_recipe
+    from bertkit.tasks.classification.inference import CONFIG_KEY, inputs_config
+    from bertkit.tasks.classification.metrics import make_compute_metrics
     from bertkit.training.arguments import micro_batch_splits, pad_multiple, training_arguments
     from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
@@ -233,7 +216,7 @@ def _train(
 
 def _tokenize(recipe: Recipe, data: ClassificationData, tokenizer: Any, notes: list[str]) -> dict[str, Any]:
     """Every split tokenized (or read from the cache), with its truncation share noted."""
-    from bertkit.data.tokenize import tokenize_texts
+    from bertkit.tokenization import tokenize_texts
 
     tokenized = {}
     for split in data.tables:
@@ -257,7 +240,7 @@ def select_metric(recipe: Recipe, data: ClassificationData) -> Selection:
         BertkitError: `train.metric` is not a metric this task reports, or one the
             validation data cannot give (ROC AUC needs both classes).
     """
-    from bertkit.metrics import main_metric, resolve_metric
+    from bertkit.tasks.classification.metrics import main_metric, resolve_metric
 
     spec = data.labels
     if not recipe.train.metric:

@@ -1,6 +1,6 @@
 """Check an exported graph against the original model: same logits, same predictions.
 
-An export is declared done only when its graphs pass (see `bertkit.export`):
+An export is declared done only when its graphs pass (see `bertkit.export.onnx`):
 
 - fp32: max |logit difference| <= 1e-3. ONNX Runtime and torch differ by float
   rounding (about 1e-7 on MiniLM, 1e-6 on larger BERTs); a wrong graph differs by
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bertkit.backends import OUTPUT_NAME, session_feed
 from bertkit.errors import DataError, ModelError
+from bertkit.export.runtime import OUTPUT_NAME, session_feed
 
 if TYPE_CHECKING:
-    from bertkit.data.labels import LabelSpec
+    from bertkit.tasks.classification.labels import LabelSpec
 
 FP32_MAX_DIFF = 1e-3
 INT8_MIN_AGREEMENT = 0.99
@@ -158,8 +158,8 @@ def sample_texts(
         DataError: the `data` file cannot be read or lacks the text column.
     """
     from bertkit.console import warn
-    from bertkit.data.classification import check_columns, read_source, table_texts
     from bertkit.recipe.schema import DataSection, DataSource
+    from bertkit.tasks.classification.data import check_columns, read_source, table_texts
 
     columns = recipe.data if recipe is not None else DataSection()
     source = DataSource(path=str(data)) if data is not None else None

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bertkit.data.labels import LabelSpec
-from bertkit.data.tokenize import clip
 from bertkit.errors import DataError, ModelError
 from bertkit.runs import RunDirectory, latest_run
+from bertkit.tasks.classification.labels import LabelSpec
+from bertkit.tokenization import clip
 
 if TYPE_CHECKING:
     from bertkit.recipe.schema import Recipe
@@ -115,7 +115,7 @@ class Classifier:
     def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Logits of one padded batch of token ids (float32, shape (batch, num_labels)).
 
-        The one step a backend changes (see `bertkit.backends` for ONNX Runtime).
+        The one step a backend changes (see `bertkit.export.runtime` for ONNX Runtime).
         """
         import torch
 
@@ -166,9 +166,9 @@ def load_classifier(
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from bertkit.devices import detect_device, hardware, inference_precision
     from bertkit.models import ModelRef, load_model, load_tokenizer
     from bertkit.recipe.loading import load_recipe
-    from bertkit.training.devices import detect_device, hardware, inference_precision
 
     folder, run = find_model_dir(model, root)
     config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
@@ -210,7 +210,7 @@ def load_classifier(
 def use_half_precision(classifier: Classifier, precision: str) -> None:
     """Switch a classifier to bf16 or fp16 if it predicts as fp32 does on sample texts.
 
-    The sample and the limits are those of the int8 export check (`bertkit.parity`):
+    The sample and the limits are those of the int8 export check (`bertkit.export.parity`):
     the run's validation texts (else built-in sentences), at least 99% of predictions
     unchanged, or at most a point of accuracy lost where the texts have labels. A
     model that fails stays in fp32, and a warning says so.
@@ -218,8 +218,14 @@ def use_half_precision(classifier: Classifier, precision: str) -> None:
     import torch
 
     from bertkit.console import note, warn
-    from bertkit.parity import HALF_SAMPLE_TEXTS, Tolerances, judge, prediction_agreement, sample_accuracy
-    from bertkit.parity import sample_texts as parity_sample
+    from bertkit.export.parity import (
+        HALF_SAMPLE_TEXTS,
+        Tolerances,
+        judge,
+        prediction_agreement,
+        sample_accuracy,
+    )
+    from bertkit.export.parity import sample_texts as parity_sample
 
     sample = parity_sample(classifier.recipe, None, classifier.pair, HALF_SAMPLE_TEXTS, classifier.labels)
     problem, threshold = classifier.labels.problem, classifier.threshold

@@ -17,12 +17,24 @@ from bertkit.checks.report import (
     plural,
     short,
 )
-from bertkit.data.classification import SPLITS, column_problems, read_source, split_validation, table_texts
-from bertkit.data.labels import MISSING_WORDS, LabelSpec, detect_labels, is_missing_label, label_names_of
-from bertkit.data.reading import Table
-from bertkit.data.tokenize import CHARS_PER_TOKEN, clip
 from bertkit.errors import BertkitError, DataError
+from bertkit.io.reading import Table
 from bertkit.recipe.schema import Recipe
+from bertkit.tasks.classification.data import (
+    SPLITS,
+    column_problems,
+    read_source,
+    split_validation,
+    table_texts,
+)
+from bertkit.tasks.classification.labels import (
+    MISSING_WORDS,
+    LabelSpec,
+    detect_labels,
+    is_missing_label,
+    label_names_of,
+)
+from bertkit.tokenization import CHARS_PER_TOKEN, clip
 
 
 def check_classification(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
@@ -210,8 +222,8 @@ def _check_training_settings(
     recipe: Recipe, tables: dict[str, Table], spec: LabelSpec, targets: list[Any], report: CheckReport
 ) -> None:
     """train.metric and train.class_weights against the labels (training checks them the same way)."""
-    from bertkit.data.classification import ClassificationData
-    from bertkit.training.finetune import resolve_class_weights, select_metric
+    from bertkit.tasks.classification.data import ClassificationData
+    from bertkit.tasks.classification.train import resolve_class_weights, select_metric
 
     data = ClassificationData(tables, spec, {"train": targets})
     for check in (select_metric, resolve_class_weights):

@@ -190,7 +190,7 @@ def inference_precision(requested: str, hw: Hardware) -> str:
     """The dtype prediction runs in: `--precision` (auto | fp32 | bf16 | fp16) for the hardware.
 
     auto: bf16 on GPUs with bf16 in hardware, fp16 on other CUDA GPUs (both only
-    after a parity check against fp32, see `bertkit.parity`), fp32 on CPU and MPS,
+    after a parity check against fp32, see `bertkit.export.parity`), fp32 on CPU and MPS,
     where half precision is slower or not supported.
 
     Raises:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from bertkit.errors import ModelError, UsageError
-from bertkit.inference import CONFIG_KEY, Classifier, find_model_dir, labels_from_config
 from bertkit.runs import RunDirectory, is_run_dir, latest_run, open_run
+from bertkit.tasks.classification.inference import CONFIG_KEY, Classifier, find_model_dir, labels_from_config
 
 BACKENDS = ("torch", "onnx")
 QUANTIZATIONS = ("int8",)
@@ -133,7 +133,7 @@ def load_backend_classifier(
     Raises:
         BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
     """
-    from bertkit.inference import load_classifier
+    from bertkit.tasks.classification.inference import load_classifier
 
     check_backend_options(backend, quantize, device, precision)
     if backend == "onnx":
@@ -159,8 +159,8 @@ def load_backend_masked_lm(
     Raises:
         BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
     """
-    from bertkit.masked_lm import MaskedLM, load_masked_lm
     from bertkit.models import load_tokenizer
+    from bertkit.tasks.mlm.inference import MaskedLM, load_masked_lm
 
     check_backend_options(backend, quantize, device)
     if backend == "torch":
@@ -200,9 +200,9 @@ def load_onnx_classifier(
     """
     from transformers import AutoConfig
 
-    from bertkit.masked_lm import model_kind
     from bertkit.models import load_tokenizer
     from bertkit.recipe.loading import load_recipe
+    from bertkit.tasks.mlm.inference import model_kind
 
     if model_kind(folder) != "classifier":
         raise ModelError(

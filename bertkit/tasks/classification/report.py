@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bertkit.files import atomic_write_bytes, atomic_write_json, atomic_write_text
-from bertkit.metrics import (
+from bertkit.tasks.classification.metrics import (
     PROBLEMS,
     class_probabilities,
     confusion,

@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bertkit.data.reading import Table
 from bertkit.errors import DataError
+from bertkit.io.reading import Table
 
 Problem = Literal["single", "multi", "regression"]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.console import note
-from bertkit.data.classification import check_columns, read_source, table_texts
-from bertkit.data.labels import ids_for_names
 from bertkit.errors import DataError, UsageError
 from bertkit.files import check_writable_folder
 from bertkit.recipe.schema import DataSection, DataSource
 from bertkit.runs import safe_name
+from bertkit.tasks.classification.data import check_columns, read_source, table_texts
+from bertkit.tasks.classification.labels import ids_for_names
 
 
 @dataclass
@@ -69,13 +69,17 @@ def evaluate_classifier(
     Raises:
         BertkitError: no model or data, missing columns, labels the model does not know.
     """
-    from bertkit.evaluation_report import write_eval_report
-    from bertkit.inference import check_pairs, load_classifier
-    from bertkit.metrics import compute_classification_metrics, evaluate_library_metric, main_metric
+    from bertkit.tasks.classification.inference import check_pairs, load_classifier
+    from bertkit.tasks.classification.metrics import (
+        compute_classification_metrics,
+        evaluate_library_metric,
+        main_metric,
+    )
+    from bertkit.tasks.classification.report import write_eval_report
 
     if output is not None:
         check_writable_folder(output, "--output")
-    from bertkit.training.devices import DEFAULT_INFERENCE_BATCH
+    from bertkit.devices import DEFAULT_INFERENCE_BATCH
 
     classifier = load_classifier(model, root=root, device=device, precision=precision)
     batch_size = batch_size or DEFAULT_INFERENCE_BATCH[classifier.device]

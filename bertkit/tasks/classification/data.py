@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bertkit.data.labels import LabelSpec, detect_labels
-from bertkit.data.reading import OnError, Table, read_hub, read_table
 from bertkit.errors import DataError
+from bertkit.io.reading import OnError, Table, read_hub, read_table
 from bertkit.recipe.schema import DataSection, DataSource, LabelsSection
+from bertkit.tasks.classification.labels import LabelSpec, detect_labels
 
 SPLITS = ("train", "validation", "test")
 

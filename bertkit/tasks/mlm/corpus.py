@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bertkit.console import plural
-from bertkit.data.reading import EXTENSIONS, file_format, iter_rows
 from bertkit.errors import DataError, first_line
+from bertkit.io.reading import EXTENSIONS, file_format, iter_rows
 from bertkit.recipe.schema import DataSection, DataSource, MlmSection
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from bertkit.recipe.schema import Recipe
 
 
 def check_corpus(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
-    from bertkit.data.corpus import load_corpus
+    from bertkit.tasks.mlm.corpus import load_corpus
 
     data = recipe.data
     corpora: dict[str, Any] = {}
@@ -107,7 +107,7 @@ def _corpus_sequences(
 ) -> None:
     import numpy as np
 
-    from bertkit.data.corpus import build_sequences
+    from bertkit.tasks.mlm.corpus import build_sequences
 
     built, seq = build_sequences(
         sample, tokenizer, recipe.mlm, recipe.data.max_length, seed=recipe.train.seed

@@ -20,7 +20,7 @@ only when every check passes, so a failed export leaves nothing behind.
 
 The tolerances (1e-3 for fp32 logits; for int8, 99% equal predictions or at most a
 point of accuracy lost on labelled texts) and why they are what they are:
-`bertkit.parity`. The int8 graph has per-channel int8 weights and activations
+`bertkit.export.parity`. The int8 graph has per-channel int8 weights and activations
 quantized per batch at run time; it runs on the CPU.
 
 By default the fp32 graph is then optimized for ONNX Runtime by onnxscript's
@@ -53,20 +53,8 @@ from typing import Any
 
 import numpy as np
 
-from bertkit.backends import (
-    EXPORT_INFO,
-    EXPORT_SUBDIR,
-    INPUT_ORDER,
-    INT8_FILE,
-    MODEL_FILE,
-    OUTPUT_NAME,
-    QUANTIZATIONS,
-    is_onnx_export,
-)
 from bertkit.errors import ModelError, UsageError, first_line
-from bertkit.files import atomic_write_json
-from bertkit.inference import find_model_dir
-from bertkit.parity import (
+from bertkit.export.parity import (
     FP32_MAX_DIFF,
     INT8_MAX_ACCURACY_DROP,
     INT8_MIN_AGREEMENT,
@@ -79,6 +67,18 @@ from bertkit.parity import (
     sample_accuracy,
     sample_texts,
 )
+from bertkit.export.runtime import (
+    EXPORT_INFO,
+    EXPORT_SUBDIR,
+    INPUT_ORDER,
+    INT8_FILE,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    QUANTIZATIONS,
+    is_onnx_export,
+)
+from bertkit.files import atomic_write_json
+from bertkit.tasks.classification.inference import find_model_dir
 
 FORMATS = ("onnx",)
 OPSET = 18  # ONNX Runtime 1.14 and later run it
@@ -139,7 +139,7 @@ def export_model(
         ModelError: not an exportable model, exporter failure, or a parity check failed.
         DataError: the `data` file cannot be read.
     """
-    from bertkit.masked_lm import model_kind
+    from bertkit.tasks.mlm.inference import model_kind
 
     step = on_step or (lambda message: None)
     if format not in FORMATS:
@@ -233,8 +233,8 @@ def _export_classifier(
     limits: Tolerances,
     step: Callable[[str], None],
 ) -> ExportResult:
-    from bertkit.backends import load_onnx_classifier
-    from bertkit.inference import load_classifier
+    from bertkit.export.runtime import load_onnx_classifier
+    from bertkit.tasks.classification.inference import load_classifier
 
     original = load_classifier(folder if run is None else run.path, device="cpu")
     sample = sample_texts(original.recipe, data, original.pair, SAMPLE_TEXTS, original.labels)
@@ -271,9 +271,9 @@ def _export_masked_lm(
     limits: Tolerances,
     step: Callable[[str], None],
 ) -> ExportResult:
-    from bertkit.backends import open_session
-    from bertkit.masked_lm import load_masked_lm
+    from bertkit.export.runtime import open_session
     from bertkit.recipe.loading import load_recipe
+    from bertkit.tasks.mlm.inference import load_masked_lm
 
     original = load_masked_lm(folder if run is None else run.path, device="cpu")
     recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None

@@ -106,7 +106,7 @@ def read_text_files(paths: list[Path]) -> Iterator[str]:
     Raises:
         DataError: a missing file or invalid UTF-8 (with the line).
     """
-    from bertkit.data.reading import iter_rows
+    from bertkit.io.reading import iter_rows
 
     for path in paths:
         for _, record in iter_rows(path, "txt"):

@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from bertkit.console import is_main_process, note
-from bertkit.data.corpus import SequenceStats, build_sequences, load_corpus
 from bertkit.errors import DataError, ModelError, RecipeError
 from bertkit.recipe.schema import Recipe
 from bertkit.runs import RunDirectory
+from bertkit.tasks.mlm.corpus import SequenceStats, build_sequences, load_corpus
 from bertkit.training.arguments import Selection
 from bertkit.training.distributed import join_processes, local_main_first
-from bertkit.training.finetune import TrainingResult
 from bertkit.training.runner import (
+    TrainingResult,
     cleanup_on_failure,
     preflight,
     quiet_libraries,
@@ -63,7 +63,7 @@ def pretrain(
             hint="use `bertkit finetune` for classification recipes",
         )
     quiet_libraries()
-    from bertkit.training.devices import resolve_placement
+    from bertkit.devices import resolve_placement
 
     tokenizer = None if recipe.tokenizer.train else _existing_tokenizer(recipe)
     preflight(recipe, tokenizer)
@@ -113,8 +113,8 @@ def _existing_tokenizer(recipe: Recipe) -> Any:
 def _tokenizer_for_scratch(recipe: Recipe, train: Any, run: RunDirectory, checkpoint: Path | None) -> Any:
     """Train the run's WordPiece tokenizer (once: a resumed run reuses it)."""
     from bertkit.models import load_tokenizer
+    from bertkit.tasks.mlm.wordpiece import train_wordpiece
     from bertkit.training.distributed import barrier
-    from bertkit.wordpiece import train_wordpiece
 
     folder = run.path / "tokenizer"
     if checkpoint is not None and (folder / "tokenizer_config.json").is_file():
@@ -153,9 +153,9 @@ def _train(
 ) -> TrainingResult:
     from transformers import set_seed
 
-    from bertkit.data.masking import MlmCollator, premask
     from bertkit.files import atomic_write_text
     from bertkit.recipe.loading import dump_recipe
+    from bertkit.tasks.mlm.masking import MlmCollator, premask
     from bertkit.training.arguments import micro_batch_splits, pad_multiple, training_arguments
     from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.outputs import write_run_outputs
@@ -249,7 +249,7 @@ def _model(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForMaskedLM, BertForMaskedLM, BertForPreTraining
 
     from bertkit.models import ModelRef, load_model, resolve_model
-    from bertkit.wordpiece import scratch_config
+    from bertkit.tasks.mlm.wordpiece import scratch_config
 
     nsp = recipe.mlm.objective == "mlm+nsp"
     if recipe.model.init == "scratch":

@@ -15,9 +15,9 @@ from typing import Any
 
 from bertkit.errors import DataError, ModelError
 from bertkit.files import atomic_write_json, atomic_write_text
-from bertkit.inference import find_model_dir
 from bertkit.recipe.schema import DataSection, DataSource, MlmSection
 from bertkit.runs import RunDirectory
+from bertkit.tasks.classification.inference import find_model_dir
 
 _MLM_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")
 
@@ -55,8 +55,8 @@ def load_masked_lm(model: Path | None, *, root: Path = Path("runs"), device: str
     """
     from transformers import AutoModelForMaskedLM
 
+    from bertkit.devices import detect_device
     from bertkit.models import ModelRef, load_model, load_tokenizer
-    from bertkit.training.devices import detect_device
 
     folder, run = find_model_dir(model, root)
     ref = ModelRef(str(folder), str(model or folder), True, run.path if run else None)
@@ -137,10 +137,10 @@ def evaluate_masked_lm(
         root: where runs live.
         device: cpu, cuda or mps.
     """
-    from bertkit.data.corpus import build_sequences, load_corpus
-    from bertkit.data.masking import MlmCollator, premask
     from bertkit.files import check_writable_folder
     from bertkit.recipe.loading import load_recipe
+    from bertkit.tasks.mlm.corpus import build_sequences, load_corpus
+    from bertkit.tasks.mlm.masking import MlmCollator, premask
     from bertkit.training.runner import quiet_libraries
 
     quiet_libraries()
@@ -193,7 +193,7 @@ def _score(
     from transformers import Trainer, TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    from bertkit.training.pretrain import masked_lm_metrics, predicted_tokens, with_perplexity
+    from bertkit.tasks.mlm.train import masked_lm_metrics, predicted_tokens, with_perplexity
 
     with tempfile.TemporaryDirectory(prefix="bertkit-eval-") as scratch:
         args = TrainingArguments(

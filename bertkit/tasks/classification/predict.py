@@ -21,9 +21,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from bertkit.data.reading import file_format, is_stdin, iter_rows
 from bertkit.errors import DataError, UsageError
-from bertkit.inference import Classifier, batched, check_pairs, sort_window
+from bertkit.io.reading import file_format, is_stdin, iter_rows
+from bertkit.tasks.classification.inference import Classifier, batched, check_pairs, sort_window
 
 OUTPUT_FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "tsv": "tsv"}
 
@@ -51,7 +51,7 @@ def prediction_fields(classifier: Classifier, logits: np.ndarray, top_k: int = 1
     multi: predicted_labels (probability >= threshold), probabilities;
     regression: predicted_value.
     """
-    from bertkit.metrics import class_probabilities
+    from bertkit.tasks.classification.metrics import class_probabilities
 
     spec = classifier.labels
     if spec.problem == "regression":

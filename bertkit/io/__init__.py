@@ -1,0 +1,1 @@
+"""Reading data files in, and writing prediction files out."""

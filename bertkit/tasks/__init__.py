@@ -1,0 +1,1 @@
+"""The tasks bertkit trains, one package each."""

@@ -1,0 +1,1 @@
+"""Text classification: single-label, multi-label and regression."""

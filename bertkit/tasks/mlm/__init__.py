@@ -1,0 +1,1 @@
+"""Masked-LM pretraining: corpora, packing, masking, WordPiece training, fill-mask and perplexity."""
