@@ -145,7 +145,7 @@ def run(
     from transformers import pipeline
 
     from bertkit.export.onnx import export_model
-    from bertkit.export.runtime import load_backend_classifier
+    from bertkit.tasks.classification.backends import load_backend_classifier
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

@@ -789,7 +789,7 @@ def decisions(context: Context, device: str, result: dict[str, Any]) -> None:
         inference_precision,
     )
     from bertkit.models import ModelRef, load_model
-    from bertkit.recipe.schema import TrainSection
+    from bertkit.recipe.base import TrainSection
     from bertkit.training.arguments import pad_multiple, training_arguments
 
     cuda = device == "cuda"
@@ -1220,8 +1220,8 @@ def stage_finetune(context: Context, result: dict[str, Any], number: int) -> Non
     from bertkit.devices import decide_placement, hardware
     from bertkit.errors import RecipeError
     from bertkit.recipe import recipe_from_dict
-    from bertkit.tasks.classification.train import finetune
     from bertkit.training.arguments import micro_batch_splits
+    from bertkit.training.run import train_recipe as finetune
 
     sizes = context.sizes
     variant = dict(FINETUNE_VARIANTS[number])
@@ -1371,7 +1371,7 @@ def replay_finetune(recipe: Any, multiple: int | None, splits: int) -> list[tupl
 def stage_mlm(context: Context, result: dict[str, Any], compile: bool = False) -> None:
     """Masked-LM from scratch on packed blocks of the Gutenberg novels, with or without torch.compile."""
     from bertkit.recipe import recipe_from_dict
-    from bertkit.tasks.mlm.train import pretrain
+    from bertkit.training.run import train_recipe as pretrain
 
     sizes = context.sizes
     steps = sizes.compile_steps if compile else sizes.mlm_steps

@@ -1,32 +1,42 @@
-"""Model cards: what a model is, what it was trained on, how well it does, how to rerun it."""
+"""Model cards: what a model is, what it was trained on, how well it does, how to rerun it.
+
+The layout is the same for every task; the task says what its model is (CardFacts:
+a summary, sections such as its labels, an example call).
+"""
 
 from __future__ import annotations
 
-from bertkit.recipe.schema import Recipe
-from bertkit.tasks.classification.labels import LabelSpec
+from typing import Any
+
+from bertkit.recipe.base import RecipeBase
 
 _SKIP = ("runtime", "per_second", "flos", "epoch")
 
 
 def model_card(
     *,
-    recipe: Recipe,
+    recipe: RecipeBase,
+    facts: Any,
+    pipeline_tag: str,
+    command: str,
     metrics: dict[str, dict[str, float]],
-    labels: LabelSpec | None,
     main_metric: str | None,
     lineage: list[str],
     data_notes: list[str],
     precision: str,
     device: str,
 ) -> str:
-    """A Hugging Face style README.md (YAML front matter, then Markdown) for a trained run."""
-    classification = recipe.task == "classification"
-    pipeline = "text-classification" if classification else "fill-mask"
-    base = lineage[-1] if lineage else recipe.model.name
+    """A Hugging Face style README.md (YAML front matter, then Markdown) for a trained run.
+
+    Args:
+        facts: the task's CardFacts (summary, sections, example call).
+        pipeline_tag: the Hugging Face pipeline the model works in.
+        command: the bertkit command that trains it again (finetune or pretrain).
+    """
     lines = [
         "---",
         "library_name: transformers",
-        f"pipeline_tag: {pipeline}",
+        f"pipeline_tag: {pipeline_tag}",
         "tags: [bertkit, bert]",
         "---",
         "",
@@ -34,26 +44,24 @@ def model_card(
         "",
         recipe.description or "",
         "",
-        _summary(recipe, labels, lineage),
+        facts.summary,
+        "",
+        *facts.sections,
+        "## Data",
         "",
     ]
-    if labels is not None and labels.names:
-        lines += ["## Labels", "", f"{labels.reason}.", ""]
-        lines += [f"- `{i}`: {name}" for i, name in enumerate(labels.names)] + [""]
-    lines += ["## Data", ""]
     for split in ("train", "validation", "test"):
         source = getattr(recipe.data, split)
         if source is not None:
             lines.append(f"- {split}: `{source.describe()}`")
     lines += [f"- {n}" for n in data_notes if not n.startswith(("train:", "validation:", "test:"))]
-    lines += ["", "## Results", ""]
-    lines += _metrics_table(metrics, main_metric)
+    lines += ["", "## Results", "", *_metrics_table(metrics, main_metric)]
     t = recipe.train
     lines += [
         "",
         "## Training",
         "",
-        f"- started from: {' <- '.join(f'`{step}`' for step in lineage) or f'`{base}`'}",
+        f"- started from: {' <- '.join(f'`{step}`' for step in lineage) or f'`{recipe.model.name}`'}",
         f"- epochs: {t.epochs:g}" + (f", max steps: {t.max_steps}" if t.max_steps else ""),
         f"- batch size: {t.batch_size} x {t.gradient_accumulation} accumulation, "
         f"learning rate {t.learning_rate:g}, warmup {t.warmup:g}, weight decay {t.weight_decay:g}",
@@ -63,14 +71,12 @@ def model_card(
         "",
         "```python",
         "from transformers import pipeline",
-        f'model = pipeline("{pipeline}", model="path/to/this/folder")',
-        'model("what a wonderful film")' if classification else 'model("Paris is the [MASK] of France.")',
+        f'model = pipeline("{pipeline_tag}", model="path/to/this/folder")',
+        facts.example,
         "```",
         "",
-        'Or with bertkit: `bertkit predict --model RUN_DIR "some text"`. To train it again: '
-        "`bertkit finetune --recipe recipe.yaml` in the run directory"
-        if classification
-        else "To train it again: `bertkit pretrain --recipe recipe.yaml` in the run directory.",
+        f'Or with bertkit: `bertkit predict --model RUN_DIR "..."`. To train it again: '
+        f"`bertkit {command} --recipe recipe.yaml` in the run directory.",
         "",
         "## Intended use and limits",
         "",
@@ -82,22 +88,10 @@ def model_card(
     return "\n".join(lines)
 
 
-def _summary(recipe: Recipe, labels: LabelSpec | None, lineage: list[str]) -> str:
-    start = f"`{lineage[0]}`" if lineage else f"`{recipe.model.name}`"
-    if recipe.task == "mlm":
-        how = "trained from scratch" if recipe.model.init == "scratch" else f"continued from {start}"
-        return f"A BERT masked language model {how} with bertkit."
-    kind = {"single": "single-label", "multi": "multi-label", "regression": "regression"}
-    problem = kind[labels.problem] if labels else "text"
-    count = f" over {len(labels.names)} labels" if labels and labels.names else ""
-    return f"A {problem} text classifier{count}, fine-tuned from {start} with bertkit."
-
-
 def _metrics_table(metrics: dict[str, dict[str, float]], main_metric: str | None) -> list[str]:
     splits = [s for s in ("validation", "test") if s in metrics]
     if not splits:
-        train = metrics.get("train", {})
-        loss = train.get("train_loss", train.get("loss"))
+        loss = metrics.get("train", {}).get("loss")
         return [f"No evaluation data. Final training loss: {loss:.4f}." if loss is not None else "None."]
     names: list[str] = []
     for split in splits:

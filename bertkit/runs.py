@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bertkit.errors import RunError
+from bertkit.errors import ModelError, RunError
 from bertkit.files import atomic_write_json
 
 MARKER = "run.json"
@@ -260,3 +260,26 @@ def _alive(holder: dict[str, Any]) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path, RunDirectory | None]:
+    """The model folder to use: `model` (a run or model folder), else the latest run's.
+
+    Raises:
+        RunError: no model given and no latest run; or an incomplete run.
+        ModelError: a folder that holds no model.
+    """
+    if model is None:
+        run = latest_run(root)
+        return run.model_dir, run
+    if not model.exists():
+        raise ModelError(f"{model}: no such folder", hint="give a run directory or a model folder")
+    if is_run_dir(model):
+        run = open_run(model)
+        return run.model_dir, run
+    if not (model / "config.json").is_file():
+        raise ModelError(
+            f"{model}: holds no model (no config.json)",
+            hint="give a bertkit run directory or a Hugging Face model folder",
+        )
+    return model, None

@@ -876,7 +876,7 @@ def _finite(checkpoint: Path) -> bool:
 
 
 def test_a_nan_loss_stops_training_with_the_step_and_a_hint(env, nan_from_step):
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     nan_from_step(2)
     with pytest.raises(TrainingError) as caught:
@@ -892,7 +892,7 @@ def test_a_nan_loss_stops_training_with_the_step_and_a_hint(env, nan_from_step):
 
 
 def test_a_nan_loss_saves_no_checkpoint_after_the_bad_step(env, nan_from_step):
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     nan_from_step(2)
     with pytest.raises(TrainingError):
@@ -904,7 +904,7 @@ def test_a_nan_loss_saves_no_checkpoint_after_the_bad_step(env, nan_from_step):
 
 
 def test_a_nan_loss_between_logging_steps_is_caught_at_its_step(env, nan_from_step):
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     nan_from_step(2)
     with pytest.raises(TrainingError, match="at step 2"):

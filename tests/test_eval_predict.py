@@ -48,7 +48,7 @@ def trained(tmp_path_factory, tiny_model_dir, tiny_sentiment_files):
     path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
 
     from bertkit.recipe import load_recipe
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BERTKIT_CACHE", str(folder / "cache"))
@@ -431,7 +431,7 @@ def test_a_bad_line_stops_and_leaves_no_output(run_cli, trained, tmp_path):
 def test_on_error_rejects_unknown_modes(run_cli, trained, tmp_path):
     result = run_cli("predict", "--model", trained.run, "--input", tmp_path / "x.txt", "--on-error", "ignore")
     assert result.exit_code == 2
-    assert "stop or skip" in result.stderr
+    assert "'ignore' is not one of 'stop', 'skip'" in result.stderr
 
 
 def test_missing_text_column_is_named(run_cli, trained, tmp_path):
@@ -537,11 +537,14 @@ def test_half_precision_that_changes_predictions_stays_in_fp32(trained, monkeypa
     import torch
 
     import bertkit.export.parity
+    import bertkit.tasks.classification.parity
     from bertkit.tasks.classification.inference import load_classifier, use_half_precision
 
-    monkeypatch.setattr(bertkit.export.parity, "prediction_agreement", lambda *args: (0.9, "labels"))
+    monkeypatch.setattr(
+        bertkit.tasks.classification.parity, "prediction_agreement", lambda *args: (0.9, "labels")
+    )
     unlabelled = bertkit.export.parity.Sample(["the food was good .", "the film was bad ."], None, "2 texts")
-    monkeypatch.setattr(bertkit.export.parity, "sample_texts", lambda *args: unlabelled)
+    monkeypatch.setattr(bertkit.tasks.classification.parity, "sample_texts", lambda *args: unlabelled)
     classifier = load_classifier(trained.run)
     use_half_precision(classifier, "bf16")
     assert classifier.precision == "fp32" and next(classifier.model.parameters()).dtype == torch.float32

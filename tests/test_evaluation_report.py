@@ -8,8 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from bertkit.reports import markdown_table, plot_training_curves
 from bertkit.tasks.classification.metrics import compute_classification_metrics
-from bertkit.tasks.classification.report import markdown_table, plot_training_curves, write_eval_report
+from bertkit.tasks.classification.report import write_eval_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 NAMES = ["negative", "neutral", "positive"]

@@ -15,21 +15,10 @@ onnx = pytest.importorskip("onnx")
 
 from bertkit.errors import ModelError, UsageError  # noqa: E402
 from bertkit.export.onnx import export_model  # noqa: E402
-from bertkit.export.parity import (  # noqa: E402
-    BUILTIN_TEXTS,
-    Tolerances,
-    judge,
-    raise_on_failure,
-    sample_accuracy,
-    sample_texts,
-)
-from bertkit.export.runtime import (  # noqa: E402 - after the skips
-    EXPORT_INFO,
-    INT8_FILE,
-    MODEL_FILE,
-    OnnxClassifier,
-    load_backend_classifier,
-)
+from bertkit.export.parity import BUILTIN_TEXTS, Tolerances, judge, raise_on_failure  # noqa: E402
+from bertkit.export.runtime import EXPORT_INFO, INT8_FILE, MODEL_FILE  # noqa: E402 - after the skips
+from bertkit.tasks.classification.backends import OnnxClassifier, load_backend_classifier  # noqa: E402
+from bertkit.tasks.classification.parity import sample_accuracy, sample_texts  # noqa: E402
 
 TEXTS = [
     "the film was good .",
@@ -194,7 +183,7 @@ def test_onnx_backend_predicts_what_torch_predicts(exported, run_dir, quantize):
 def test_torch_int8_quantizes_linear_layers_and_keeps_labels(classifier_dir):
     import torch
 
-    from bertkit.export.runtime import describe_backend
+    from bertkit.tasks.classification.backends import describe_backend
 
     classifier = load_backend_classifier(classifier_dir, quantize="int8")
     assert describe_backend(classifier) == "torch int8 on cpu"
@@ -336,7 +325,7 @@ def test_an_int8_graph_below_the_agreement_limit_fails(
     standard_export, classifier_dir, monkeypatch, tmp_path
 ):
     _reuse_graph(monkeypatch, standard_export)
-    monkeypatch.setattr("bertkit.export.onnx.prediction_agreement", lambda *args: (0.9, "labels"))
+    monkeypatch.setattr("bertkit.tasks.classification.export.prediction_agreement", lambda *args: (0.9, "labels"))
     target = tmp_path / "onnx"
     with pytest.raises(ModelError) as caught:
         export_model(classifier_dir, output=target, quantize="int8")
@@ -418,7 +407,7 @@ def test_export_reports_accuracy_on_labelled_sample_texts(
     standard_export, classifier_dir, tiny_sentiment_files, monkeypatch, tmp_path, run_cli
 ):
     _reuse_graph(monkeypatch, standard_export)
-    monkeypatch.setattr("bertkit.export.onnx.prediction_agreement", lambda *args: (0.5, "labels"))
+    monkeypatch.setattr("bertkit.tasks.classification.export.prediction_agreement", lambda *args: (0.5, "labels"))
     target = tmp_path / "onnx"
     data = tiny_sentiment_files / "validation.csv"
     result = run_cli("export", "--model", classifier_dir, "-o", target, "--quantize", "int8", "--data", data)

@@ -91,7 +91,7 @@ def derived_data(sentiment: Path, folder: Path, label) -> Path:
 
 
 def run_finetune(recipe_path: Path, overrides: list[str] | None = None, **kwargs):
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     return finetune(load_recipe(recipe_path, overrides or []), **kwargs)
 

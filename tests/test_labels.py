@@ -11,9 +11,10 @@ import pytest
 
 from bertkit.errors import DataError
 from bertkit.io.reading import Table, read_table
-from bertkit.recipe.schema import DataSection, LabelsSection
 from bertkit.tasks.classification.data import load_classification_data
 from bertkit.tasks.classification.labels import LabelSpec, detect_labels
+from bertkit.tasks.classification.recipe import ClassificationData as DataSection
+from bertkit.tasks.classification.recipe import LabelsSection
 
 
 def table(labels: list, *, lines: list[int] | None = None, name: str = "train.csv") -> Table:

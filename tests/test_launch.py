@@ -259,7 +259,7 @@ def test_prediction_precision_follows_the_hardware():
 def test_the_recipes_precision_wins_over_the_launchers(monkeypatch, capsys):
     """R1: a bf16 Accelerate config must not turn `precision: fp32` into a bf16 run."""
     from bertkit.devices import Placement
-    from bertkit.recipe.schema import TrainSection
+    from bertkit.recipe.base import TrainSection
     from bertkit.training.arguments import training_arguments
 
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
@@ -276,7 +276,7 @@ def test_the_recipes_precision_wins_over_the_launchers(monkeypatch, capsys):
 
 def test_ddp_does_not_search_for_unused_parameters():
     from bertkit.devices import Placement
-    from bertkit.recipe.schema import TrainSection
+    from bertkit.recipe.base import TrainSection
     from bertkit.training.arguments import training_arguments
 
     args = training_arguments(
@@ -288,7 +288,7 @@ def test_ddp_does_not_search_for_unused_parameters():
 def test_fp16_uses_the_adamw_that_lets_loss_scaling_skip_a_step():
     """R8: fused AdamW steps on overflow itself, so the schedule would advance on skipped steps."""
     from bertkit.devices import Placement
-    from bertkit.recipe.schema import TrainSection
+    from bertkit.recipe.base import TrainSection
     from bertkit.training.arguments import training_arguments
 
     def optim(precision):
@@ -301,7 +301,7 @@ def test_fp16_uses_the_adamw_that_lets_loss_scaling_skip_a_step():
 
 
 def test_batch_size_auto_is_refused_under_several_processes(monkeypatch):
-    from bertkit.recipe.schema import TrainSection
+    from bertkit.recipe.base import TrainSection
     from bertkit.training.arguments import batch_size
 
     assert batch_size(TrainSection(batch_size="auto"), "cuda") == 128
@@ -313,7 +313,7 @@ def test_batch_size_auto_is_refused_under_several_processes(monkeypatch):
 
 def test_gradient_checkpointing_is_refused_under_fsdp(monkeypatch):
     from bertkit.devices import Placement
-    from bertkit.recipe.schema import TrainSection
+    from bertkit.recipe.base import TrainSection
     from bertkit.training.arguments import training_arguments
 
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")

@@ -107,7 +107,7 @@ def test_04_labels_written_as_one_point_zero_are_classes(
 def test_06_two_runs_never_write_one_directory(make_recipe, tmp_path):
     from bertkit.errors import RunError
     from bertkit.recipe import load_recipe
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     run = tmp_path / "run"
     run.mkdir()
@@ -261,7 +261,10 @@ def test_09_max_length_beyond_the_position_embeddings_is_an_error_in_check(run_c
 
 
 def test_10_an_unknown_or_missing_device_is_a_usage_error(run_cli, make_recipe):
-    for device, says in (("tpu", "expected one of cpu, cuda, mps"), ("cuda", "--device cuda: this torch")):
+    for device, says in (
+        ("tpu", "'tpu' is not one of 'cpu', 'cuda', 'mps'"),
+        ("cuda", "--device cuda: this torch"),
+    ):
         result = run_cli("finetune", "--recipe", make_recipe(), "--device", device)
         assert result.exit_code == 2 and says in result.stderr
         assert "Traceback" not in result.output
@@ -440,8 +443,8 @@ def test_24_packed_blocks_never_hold_two_separators_in_a_row(tmp_path, tiny_mode
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from bertkit.recipe.schema import MlmSection
     from bertkit.tasks.mlm.corpus import build_sequences
+    from bertkit.tasks.mlm.recipe import MlmSection
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     docs = Dataset.from_dict(
@@ -474,7 +477,7 @@ def test_24_top_k_is_refused_where_it_does_not_apply(run_cli, tmp_path, tiny_mod
 def trained_run(tmp_path_factory, tiny_model_dir, tiny_sentiment_files):
     """A classifier run with named labels (negative, positive), trained for a few steps."""
     from bertkit.recipe import load_recipe
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     folder = tmp_path_factory.mktemp("new-user")
     recipe = folder / "r.yaml"

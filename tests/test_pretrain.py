@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from bertkit.recipe import load_recipe
-from bertkit.recipe.schema import DataSection, DataSource, MlmSection
+from bertkit.recipe.base import DataSource
+from bertkit.tasks.mlm.recipe import MlmData as DataSection
+from bertkit.tasks.mlm.recipe import MlmSection
 
 
 @pytest.fixture
@@ -152,7 +154,7 @@ def mlm_run(tmp_path_factory, tiny_model_dir, tiny_corpus_file):
     """One continued-pretraining run of the tiny BERT, shared by the tests below."""
     import torch
 
-    from bertkit.tasks.mlm.train import pretrain
+    from bertkit.training.run import train_recipe as pretrain
 
     tmp = tmp_path_factory.mktemp("mlm")
     threads = torch.get_num_threads()
@@ -206,7 +208,7 @@ def test_fill_mask_lists_candidates_for_every_mask(run_cli, mlm_run):
 def test_a_classifier_fine_tuned_from_a_pretraining_run_records_its_lineage(
     tmp_path, mlm_run, tiny_sentiment_files, tiny_model_dir
 ):
-    from bertkit.tasks.classification.train import finetune
+    from bertkit.training.run import train_recipe as finetune
 
     recipe = tmp_path / "classify.yaml"
     recipe.write_text(
@@ -223,7 +225,7 @@ def test_a_classifier_fine_tuned_from_a_pretraining_run_records_its_lineage(
 
 
 def test_a_tiny_bert_from_scratch_with_its_own_tokenizer(tmp_path, tiny_corpus_file):
-    from bertkit.tasks.mlm.train import pretrain
+    from bertkit.training.run import train_recipe as pretrain
 
     recipe = _mlm_recipe(
         tmp_path, None, tiny_corpus_file, tokenizer="{train: true, vocab_size: 120, min_frequency: 1}"

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from bertkit.errors import RecipeError
-from bertkit.recipe import Recipe, dump_recipe, find_recipe, load_recipe, recipe_from_dict
+from bertkit.recipe import dump_recipe, find_recipe, load_recipe, recipe_from_dict
+from bertkit.recipe.base import RecipeBase
 from bertkit.recipe.bundled import bundled_dir, bundled_names
 from bertkit.recipe.loading import parse_override
 
@@ -45,7 +46,7 @@ def test_there_are_bundled_recipes():
 @pytest.mark.parametrize("name", bundled_names())
 def test_every_bundled_recipe_validates(name):
     recipe = load_recipe(name)
-    assert isinstance(recipe, Recipe)
+    assert isinstance(recipe, RecipeBase)
     assert recipe.source == bundled_dir() / f"{name}.yaml"
     assert recipe.run_name == name
 
@@ -54,7 +55,7 @@ def test_every_bundled_recipe_validates(name):
     "path", sorted(REPO_RECIPES.rglob("*.yaml")), ids=lambda p: str(p.relative_to(REPO_RECIPES))
 )
 def test_every_repository_recipe_validates(path):
-    assert isinstance(load_recipe(path), Recipe)
+    assert isinstance(load_recipe(path), RecipeBase)
 
 
 def test_bundled_recipes_open_with_the_command_to_run_them():
@@ -67,7 +68,6 @@ def test_minimal_recipe_gets_defaults(tmp_path):
     recipe = load_recipe(write(tmp_path, MINIMAL))
     assert recipe.task == "classification"
     assert recipe.model.name == "some/model"
-    assert recipe.model.init == "pretrained"
     assert recipe.data.text == "text"
     assert recipe.train.batch_size == 32
     assert recipe.run_name == "recipe"
@@ -394,11 +394,9 @@ def test_batch_size_must_be_positive_or_auto(tmp_path):
         (["data.validation=v.csv", "data.validation_split=0.1"], "data.validation_split", "not both"),
         (["train.eval_every=steps"], "train.eval_steps", "needs eval_steps"),
         (["task=mlm", "model.init=scratch"], "model.size", "needs a size preset"),
-        (["model.init=scratch", "model.size=tiny"], "model.init", "with `task: mlm` first"),
         (["task=mlm", "tokenizer.train=true"], "tokenizer.train", "only fits a model trained from scratch"),
-        (["model.size=tiny"], "model.size", "only with `model.init: scratch`"),
+        (["task=mlm", "model.size=tiny"], "model.size", "only with `model.init: scratch`"),
         (["data.train="], "data.train", "needs training data"),
-        (["task=mlm", "data.text_pair=b"], "data.text_pair", "one text column"),
     ],
 )
 def test_cross_field_problems(tmp_path, overrides, key, message):
@@ -445,3 +443,31 @@ def test_dump_recipe_round_trips_through_a_dict(tmp_path):
     again = recipe_from_dict(yaml.safe_load(dump_recipe(recipe)))
     assert again.model_dump() == recipe.model_dump() | {"name": "recipe"}
     assert again.train.learning_rate == pytest.approx(3e-5)
+
+
+@pytest.mark.parametrize(
+    ("task", "extra", "key", "owner"),
+    [
+        ("mlm", "labels: {type: multi}\n", "labels", "classification"),
+        ("mlm", "train: {class_weights: auto}\n", "train.class_weights", "classification"),
+        ("mlm", "data: {train: t.txt, text_pair: b}\n", "data.text_pair", "classification"),
+        ("classification", "mlm: {probability: 0.2}\n", "mlm", "mlm"),
+        ("classification", "model: {name: x, init: scratch}\n", "model.init", "mlm"),
+    ],
+)
+def test_a_section_of_another_task_is_an_error_that_names_its_task(tmp_path, task, extra, key, owner):
+    """An mlm recipe with labels or class weights used to validate, and then ignore them."""
+    sections = {"model": "model: {name: x}\n", "data": "data: {train: t.txt}\n"}
+    text = f"task: {task}\n" + "".join(v for k, v in sections.items() if not extra.startswith(k)) + extra
+    with pytest.raises(RecipeError) as refused:
+        load_recipe(write(tmp_path, text))
+    assert f"{key}: applies to `task: {owner}` recipes, not to `task: {task}`" in str(refused.value)
+
+
+def test_an_unknown_task_names_the_tasks(tmp_path):
+    with pytest.raises(RecipeError) as refused:
+        load_recipe(write(tmp_path, "task: clasification\nmodel: {name: x}\n"))
+    assert "unknown task 'clasification'; did you mean `classification`?" in str(refused.value)
+    with pytest.raises(RecipeError) as refused:
+        load_recipe(write(tmp_path, "task: translation\nmodel: {name: x}\n"))
+    assert "unknown task 'translation'; tasks: classification, mlm" in str(refused.value)

@@ -94,7 +94,7 @@ def _recipe(folder: Path, model: dict, corpus: Path) -> Path:
 
 
 def test_trust_remote_code_is_off_by_default():
-    from bertkit.recipe.schema import ModelSection
+    from bertkit.recipe.base import ModelSection
 
     assert ModelSection(name="x").trust_remote_code is False
     assert ModelSection(name="x").allow_pickle is False

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertkit.recipe.schema import TrainSection
+from bertkit.recipe.base import TrainSection
 from bertkit.training.arguments import micro_batch_splits
 from bertkit.training.sampling import SortedMicroBatches, micro_batches
 from bertkit.training.trainer import own_sharding

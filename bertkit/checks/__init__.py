@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.checks.report import CheckReport, Finding, SplitStats, TokenStats
-from bertkit.errors import BertkitError, DataError, ModelError, RecipeError
-from bertkit.recipe.schema import Recipe
-from bertkit.tasks.classification.checks import check_classification
-from bertkit.tasks.mlm.checks import check_corpus
+from bertkit.errors import BertkitError, DataError, RecipeError
+from bertkit.recipe.base import RecipeBase as Recipe
 
 __all__ = ["CheckReport", "Finding", "SplitStats", "TokenStats", "check_recipe", "raise_for_errors"]
 
@@ -36,20 +34,20 @@ def check_recipe(recipe: Recipe, *, limit: int | None = None, tokenizer: Any = N
     Returns:
         A CheckReport; `report.ok` is False when training would fail or be meaningless.
     """
-    name = None if recipe.tokenizer.train else (recipe.model.tokenizer or recipe.model.name)
+    from bertkit.tasks import get_task
+
+    task = get_task(recipe.task)
     report = CheckReport(
         task=recipe.task,
         recipe=str(recipe.source) if recipe.source else recipe.run_name,
         max_length=recipe.data.max_length,
-        tokenizer=name,
+        tokenizer=recipe.model.tokenizer or recipe.model.name,
+        limit=limit or recipe.data.limit,
+        unit=task.unit,
     )
-    loaded = _check_model(recipe, tokenizer, report)
+    loaded = _check_model(recipe, task, tokenizer, report)
     _check_trackers(recipe, report)
-    limit = limit or recipe.data.limit
-    if recipe.task == "classification":
-        check_classification(recipe, limit, loaded, report)
-    else:
-        check_corpus(recipe, limit, loaded, report)
+    task.check(recipe, loaded, report)
     return report
 
 
@@ -77,12 +75,11 @@ def raise_for_errors(report: CheckReport) -> None:
     )
 
 
-def _check_model(recipe: Recipe, given: Any, report: CheckReport) -> Any:
+def _check_model(recipe: Recipe, task: Any, given: Any, report: CheckReport) -> Any:
     """Check the model reference, its weights' format and the tokenizer; return the tokenizer."""
-    from bertkit.models import check_weights_safe, load_tokenizer, resolve_model
+    from bertkit.models import check_weights_safe, resolve_model
 
     model = recipe.model
-    source = model.tokenizer or model.name
     if model.trust_remote_code:
         repositories = " and ".join(dict.fromkeys(str(n) for n in (model.name, model.tokenizer) if n))
         report.add(
@@ -91,27 +88,22 @@ def _check_model(recipe: Recipe, given: Any, report: CheckReport) -> Any:
             f"model.trust_remote_code is on: code from {repositories} will run on this machine",
             hint="turn it off unless you have read that repository's code",
         )
-    if model.init == "pretrained" and model.name:
+    if recipe.needs_model_name and model.name:  # its weights will be loaded
         try:
             check_weights_safe(resolve_model(model.name), model.allow_pickle)
         except BertkitError as exc:
             report.add("error", "model", exc)
-    if given is not None:
-        tokenizer = given
-    elif recipe.tokenizer.train or source is None:
-        report.notes.append(
-            "tokenizer.train is on: the tokenizer is trained first, so token counts are skipped"
-        )
-        return None
-    else:
+    tokenizer = given
+    if tokenizer is None:
         try:
-            tokenizer = load_tokenizer(
-                source, revision=model.revision, trust_remote_code=model.trust_remote_code
-            )
+            tokenizer = task.load_tokenizer(recipe)
         except BertkitError as exc:
             if not any(f.message == str(exc) for f in report.findings):  # the model check said it
-                report.add("error", "model", exc)
+                report.add("error", exc.code or "model", exc)
             return None
+    if tokenizer is None:  # the run trains its own (the task's check says so)
+        report.tokenizer = None
+        return None
     limit, why = length_limit(recipe, tokenizer)
     report.length_limit = limit
     if limit is not None and recipe.data.max_length > limit:
@@ -122,15 +114,6 @@ def _check_model(recipe: Recipe, given: Any, report: CheckReport) -> Any:
                 f"data.max_length: {recipe.data.max_length} is above the model's limit of {limit} "
                 f"tokens ({why})",
                 hint=f"use --set data.max_length={limit} or less",
-            ),
-        )
-    if recipe.task == "mlm" and tokenizer.mask_token is None:
-        report.add(
-            "error",
-            "no_mask_token",
-            ModelError(
-                f"{source}: the tokenizer has no mask token, so it cannot be used for masked-LM training",
-                hint="use a BERT tokenizer (it has [MASK]) or train one with tokenizer.train: true",
             ),
         )
     return tokenizer
@@ -154,7 +137,7 @@ def length_limit(recipe: Recipe, tokenizer: Any) -> tuple[int | None, str]:
     from bertkit.models import resolve_model
 
     limits: list[tuple[int, str]] = []
-    if recipe.model.init == "pretrained" and recipe.model.name:
+    if recipe.needs_model_name and recipe.model.name:
         try:
             ref = resolve_model(recipe.model.name)
             file = Path(ref.location) / "config.json"

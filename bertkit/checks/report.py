@@ -131,6 +131,8 @@ class CheckReport:
     findings: list[Finding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     length_limit: int | None = None  # the longest sequence the model can read, when known
+    limit: int | None = None  # only the first N rows of each split are checked
+    unit: str = "row"  # what one example of the data is called (rows, documents, ...)
 
     @property
     def errors(self) -> list[Finding]:

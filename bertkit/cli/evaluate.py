@@ -1,4 +1,4 @@
-"""`bertkit eval`: score a trained model on labelled data and write a report."""
+"""`bertkit eval`: score a trained model on held-out data and write a report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from bertkit.cli import app
-from bertkit.cli.options import BatchSizeOption, DeviceOption, JsonOption, ModelDirOption, PrecisionOption
+from bertkit.cli.options import (
+    BatchSizeOption,
+    DeviceOption,
+    InferencePrecision,
+    JsonOption,
+    ModelDirOption,
+    PrecisionOption,
+    Split,
+    refuse_options,
+    value,
+)
 
 
 @app.command("eval")
@@ -19,13 +29,13 @@ def evaluate(
         typer.Option(
             "--data",
             "-d",
-            help="A labelled file (csv, tsv, jsonl, json, parquet). Default: the run's validation data.",
+            help="A labelled file (csv, tsv, jsonl, json, parquet; text for masked-LM). "
+            "Default: the run's validation data.",
             show_default=False,
         ),
     ] = None,
     split: Annotated[
-        str | None,
-        typer.Option("--split", help="validation or test, from the run's recipe.", show_default=False),
+        Split | None, typer.Option("--split", help="Which data of the run's recipe.", show_default=False)
     ] = None,
     text: Annotated[
         list[str] | None,
@@ -69,12 +79,14 @@ def evaluate(
         ),
     ] = None,
     device: DeviceOption = None,
-    precision: PrecisionOption = "auto",
+    precision: PrecisionOption = InferencePrecision.auto,
     as_json: JsonOption = False,
 ) -> None:
-    """Evaluate a model on labelled data and write a report.
+    """Evaluate a model on held-out data and write a report.
 
-    Metrics, per-class scores, confusion matrix and the misclassified examples.
+    Classifiers: metrics, per-class scores, confusion matrix and the misclassified
+    examples. Masked-LM models: loss, perplexity and masked-token accuracy on text
+    masked once with a fixed seed. Options that do not apply to the model are refused.
 
     With no options it evaluates the latest run on its recipe's validation data.
 
@@ -83,92 +95,51 @@ def evaluate(
       bertkit eval
       bertkit eval --split test
       bertkit eval --model runs/quickstart-20250101-120000 --data reviews.csv --label-column stars
+      bertkit eval --model runs/mlm-20250101-120000 --baseline minilm
     """
-    from bertkit.tasks.classification.inference import find_model_dir
-    from bertkit.tasks.mlm.inference import model_kind
+    from bertkit.runs import find_model_dir
+    from bertkit.tasks import task_of
 
     folder, _ = find_model_dir(model)
-    if model_kind(folder) == "masked-lm":
-        if precision not in ("auto", "fp32"):
-            from bertkit.errors import UsageError
-
-            raise UsageError(f"--precision {precision}: masked-LM evaluation runs in fp32", hint="drop it")
-        _evaluate_masked_lm(model, data, baseline, limit, batch_size or 32, output, device, as_json)
-        return
-    from bertkit.tasks.classification.evaluate import evaluate_classifier
-
-    result = evaluate_classifier(
-        model,
-        data=data,
-        split=split,
-        text=text,
-        text_pair=text_pair,
-        label=label,
-        limit=limit,
-        batch_size=batch_size,
-        output=output,
-        extra_metrics=metric,
-        device=device,
-        precision=precision,
-    )
-    _render(result, as_json)
+    task = task_of(folder)
+    options = {
+        "data": data,
+        "split": value(split),
+        "text-column": text,
+        "text-pair": text_pair,
+        "label-column": label,
+        "limit": limit,
+        "batch-size": batch_size,
+        "output": output,
+        "metric": metric,
+        "baseline": baseline,
+        "device": value(device),
+        "precision": None if precision is InferencePrecision.auto else value(precision),
+    }
+    given = {name: option for name, option in options.items() if option}
+    refuse_options("eval", task, given, task.eval_options)
+    _render(task.evaluate(model, given), as_json)
 
 
-def _evaluate_masked_lm(model, data, baseline, limit, batch_size, output, device, as_json) -> None:
+def _render(outcome, as_json: bool) -> None:
     import json
 
-    from rich.table import Table
-
-    from bertkit.console import out
-    from bertkit.tasks.mlm.inference import evaluate_masked_lm
-
-    result = evaluate_masked_lm(
-        model, data=data, baseline=baseline, limit=limit, batch_size=batch_size, output=output, device=device
-    )
-    if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "metrics": result.metrics,
-                    "baseline": result.baseline,
-                    "data": result.data,
-                    "report": str(result.report_dir),
-                }
-            )
-        )
-        return
-    table = Table(title=f"{result.data}: {result.sequences:,} sequences, fixed masks", title_justify="left")
-    table.add_column("metric")
-    table.add_column("model", justify="right")
-    if result.baseline:
-        table.add_column(f"baseline ({baseline})", justify="right")
-    for name, value in result.metrics.items():
-        extra = [f"{result.baseline[name]:.4f}"] if result.baseline and name in result.baseline else []
-        table.add_row(name, f"{value:.4f}", *extra)
-    out.print(table)
-    out.print(f"report: {result.report_dir}/report.md")
-
-
-def _render(result, as_json: bool) -> None:
-    import json
-
-    from bertkit.cli.render import metrics_table, positive_class
+    from bertkit.cli.render import metrics_table
     from bertkit.console import out
 
     if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "metrics": result.metrics,
-                    "n_examples": result.n_examples,
-                    "data": result.data,
-                    "report": str(result.report_dir),
-                }
-            )
-        )
+        record = {
+            "metrics": outcome.metrics,
+            "n_examples": outcome.examples,
+            "data": outcome.data,
+            "report": str(outcome.report_dir),
+        }
+        if outcome.baseline is not None:
+            record["baseline"] = outcome.baseline
+        out.print_json(json.dumps(record))
         return
-    title = f"{result.data}: {result.n_examples:,} examples"
-    out.print(
-        metrics_table({"value": result.metrics}, result.main_metric, title, positive_class(result.model))
-    )
-    out.print(f"report: {result.report_dir}/report.md")
+    columns = {"model" if outcome.baseline else "value": outcome.metrics}
+    if outcome.baseline:
+        columns[f"baseline ({outcome.baseline_name})"] = outcome.baseline
+    out.print(metrics_table(columns, outcome.main_metric, outcome.title, outcome.positive))
+    out.print(f"report: {outcome.report_dir}/report.md")

@@ -2,10 +2,59 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+# Choices, declared so `--help` lists them and the parser refuses anything else.
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class Backend(str, Enum):
+    torch = "torch"
+    onnx = "onnx"
+
+
+class Quantization(str, Enum):
+    int8 = "int8"
+
+
+class OnError(str, Enum):
+    stop = "stop"
+    skip = "skip"
+
+
+class Split(str, Enum):
+    validation = "validation"
+    test = "test"
+
+
+class InferencePrecision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class InputFormat(str, Enum):
+    txt = "txt"
+    csv = "csv"
+    tsv = "tsv"
+    jsonl = "jsonl"
+    json = "json"
+    parquet = "parquet"
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
 
 RecipeOption = Annotated[
     str,
@@ -40,19 +89,14 @@ ModelDirOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[
-    str | None,
-    typer.Option(
-        "--device",
-        help="cpu, cuda or mps. Default: the best available.",
-        show_default=False,
-    ),
+    Device | None,
+    typer.Option("--device", help="Default: the best available.", show_default=False),
 ]
 PrecisionOption = Annotated[
-    str,
+    InferencePrecision,
     typer.Option(
         "--precision",
-        help="auto, fp32, bf16 or fp16. auto: bf16 (fp16 on older GPUs) on CUDA once it agrees with "
-        "fp32 on sample texts, fp32 on CPU.",
+        help="auto: bf16 (fp16 on older GPUs) on CUDA once it agrees with fp32 on sample texts; fp32 on CPU.",
     ),
 ]
 BatchSizeOption = Annotated[
@@ -64,3 +108,32 @@ BatchSizeOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def value(choice: Any) -> Any:
+    """The plain value of an option (an Enum choice's string), for the domain functions."""
+    return choice.value if isinstance(choice, Enum) else choice
+
+
+def refuse_options(command: str, task: Any, given: dict[str, Any], applies: frozenset[str]) -> None:
+    """Refuse options the user gave that do not apply to this model's task.
+
+    Args:
+        command: eval or predict, for the message.
+        task: the model's task.
+        given: option name (as on the command line, without --) -> value, for the
+            options the user set (left at their defaults, they are not listed).
+        applies: the options the task takes.
+
+    Raises:
+        UsageError: naming the first option that does not apply.
+    """
+    from bertkit.errors import UsageError
+
+    extra = [name for name in given if name not in applies]
+    if extra:
+        takes = ", ".join(f"--{name}" for name in sorted(applies)) or "no options"
+        raise UsageError(
+            f"--{extra[0]}: does not apply to `bertkit {command}` on a {task.name} model",
+            hint=f"drop it; for {task.name} models `bertkit {command}` takes {takes}",
+        )

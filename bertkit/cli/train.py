@@ -57,7 +57,7 @@ def finetune(
     device: DeviceOption = None,
     num_processes: ProcessesOption = None,
 ) -> None:
-    """Fine-tune a BERT model for text classification from a recipe.
+    """Fine-tune a BERT model for the task the recipe names (classification, ...).
 
     Writes a run directory (model, card, metrics, curves, recipe) and points
     runs/latest at it, so `bertkit eval` and `bertkit predict` find it.
@@ -87,6 +87,7 @@ def _train(
     """Load the recipe, launch more processes if asked, train, and print the summary."""
     from bertkit.errors import UsageError
     from bertkit.recipe import load_recipe
+    from bertkit.tasks import get_task
     from bertkit.training.launch import narrow_devices, plan_launch, relaunch
 
     if resume and resume_from is not None:
@@ -96,16 +97,20 @@ def _train(
         )
     # --limit is recorded in the run like any recipe key: a resume then reads the same rows.
     loaded = load_recipe(recipe, [*(overrides or []), *([f"data.limit={limit}"] if limit else [])])
+    task = get_task(loaded.task)
+    if task.command != command:
+        raise UsageError(
+            f"{recipe}: `task: {loaded.task}` is trained with `bertkit {task.command}`, not {command}",
+            hint=f"bertkit {task.command} --recipe {recipe}",
+        )
     plan = plan_launch(num_processes, loaded.train.accelerate_config, device=device, gpu_count=_gpu_count)
     if not plan.in_process:
         raise typer.Exit(relaunch(sys.argv, plan))
     narrow_devices(plan)
     device = plan.device or device
-    if command == "finetune":
-        from bertkit.tasks.classification.train import finetune as run
-    else:
-        from bertkit.tasks.mlm.train import pretrain as run
-    result = run(
+    from bertkit.training.run import train_recipe
+
+    result = train_recipe(
         loaded,
         resume=resume,
         resume_from=resume_from,

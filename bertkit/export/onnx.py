@@ -60,12 +60,7 @@ from bertkit.export.parity import (
     INT8_MIN_AGREEMENT,
     Parity,
     Tolerances,
-    judge,
-    masked_lm_parity,
-    prediction_agreement,
     raise_on_failure,
-    sample_accuracy,
-    sample_texts,
 )
 from bertkit.export.runtime import (
     EXPORT_INFO,
@@ -78,7 +73,7 @@ from bertkit.export.runtime import (
     is_onnx_export,
 )
 from bertkit.files import atomic_write_json
-from bertkit.tasks.classification.inference import find_model_dir
+from bertkit.runs import find_model_dir
 
 FORMATS = ("onnx",)
 OPSET = 18  # ONNX Runtime 1.14 and later run it
@@ -115,7 +110,7 @@ def export_model(
     root: Path = Path("runs"),
     on_step: Callable[[str], None] | None = None,
 ) -> ExportResult:
-    """Export a classifier or masked-LM model to ONNX, check it, and write the folder.
+    """Export a model to ONNX, check it against the original (as its task says), write the folder.
 
     Args:
         model: a run directory or model folder; default the latest run.
@@ -139,7 +134,7 @@ def export_model(
         ModelError: not an exportable model, exporter failure, or a parity check failed.
         DataError: the `data` file cannot be read.
     """
-    from bertkit.tasks.mlm.inference import model_kind
+    from bertkit.tasks import task_of
 
     step = on_step or (lambda message: None)
     if format not in FORMATS:
@@ -154,12 +149,7 @@ def export_model(
     folder, run = find_model_dir(model, root)
     if is_onnx_export(folder):
         raise UsageError(f"{folder}: is already an ONNX export", hint="export the run or model it came from")
-    kind = model_kind(folder)
-    if kind == "encoder":
-        raise ModelError(
-            f"{folder}: a bare encoder; bertkit exports text classifiers and masked-LM models",
-            hint="fine-tune it first (bertkit finetune), then export the run",
-        )
+    task = task_of(folder)
     target = _target(output, folder, run, overwrite)
     _require_export_libraries()
     limits = Tolerances(max_diff, min_agreement, max_accuracy_drop)
@@ -168,10 +158,7 @@ def export_model(
     tmp = target.parent / f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
     try:
         tmp.mkdir(parents=True)
-        if kind == "classifier":
-            result = _export_classifier(folder, run, tmp, quantize, optimize, data, limits, step)
-        else:
-            result = _export_masked_lm(folder, run, tmp, quantize, optimize, data, limits, step)
+        result = task.export(folder, run, tmp, quantize, optimize, data, limits, step)
         result.info.update(
             {
                 "source": str(folder.resolve()),
@@ -223,73 +210,7 @@ def _require_export_libraries() -> None:
         )
 
 
-def _export_classifier(
-    folder: Path,
-    run: Any,
-    tmp: Path,
-    quantize: str | None,
-    optimize: bool,
-    data: Path | None,
-    limits: Tolerances,
-    step: Callable[[str], None],
-) -> ExportResult:
-    from bertkit.export.runtime import load_onnx_classifier
-    from bertkit.tasks.classification.inference import load_classifier
-
-    original = load_classifier(folder if run is None else run.path, device="cpu")
-    sample = sample_texts(original.recipe, data, original.pair, SAMPLE_TEXTS, original.labels)
-    texts, pairs = sample.texts, sample.pairs
-    info = _write_graphs(
-        original.model, original.tokenizer, folder, tmp, quantize, optimize, pairs is not None, step
-    )
-    step(f"checking the export on {len(texts)} texts ({sample.where})")
-    problem, threshold = original.labels.problem, original.threshold
-    reference = original.logits(texts, pairs, batch_size=32)
-    targets = sample.targets if texts else None
-    if targets is not None:
-        reference_accuracy = sample_accuracy(problem, threshold, reference, targets)
-    checks = []
-    for variant in ("fp32", *(["int8"] if quantize else [])):
-        exported = load_onnx_classifier(tmp, quantize=quantize if variant == "int8" else None, device="cpu")
-        logits = exported.logits(texts, pairs, batch_size=32)
-        agreement, of = prediction_agreement(problem, threshold, reference, logits)
-        diff = float(np.abs(reference - logits).max()) if len(texts) else 0.0
-        accuracy = None
-        if targets is not None:
-            accuracy = (len(texts), sample_accuracy(problem, threshold, logits, targets), reference_accuracy)
-        checks.append(judge(variant, len(texts), len(texts), diff, agreement, of, limits, accuracy))
-    return _finish("classifier", info, checks, sample.where)
-
-
-def _export_masked_lm(
-    folder: Path,
-    run: Any,
-    tmp: Path,
-    quantize: str | None,
-    optimize: bool,
-    data: Path | None,
-    limits: Tolerances,
-    step: Callable[[str], None],
-) -> ExportResult:
-    from bertkit.export.runtime import open_session
-    from bertkit.recipe.loading import load_recipe
-    from bertkit.tasks.mlm.inference import load_masked_lm
-
-    original = load_masked_lm(folder if run is None else run.path, device="cpu")
-    recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
-    sample = sample_texts(recipe, data, False, MLM_SAMPLE_TEXTS)
-    texts = sample.texts
-    info = _write_graphs(original.model, original.tokenizer, folder, tmp, quantize, optimize, False, step)
-    step(f"checking the export on {len(texts)} texts ({sample.where})")
-    checks = []
-    for variant in ("fp32", *(["int8"] if quantize else [])):
-        session = open_session(tmp / (INT8_FILE if variant == "int8" else MODEL_FILE), "cpu")
-        diff, agreement, tokens = masked_lm_parity(original.model, original.tokenizer, session, texts)
-        checks.append(judge(variant, len(texts), tokens, diff, agreement, "top-1 tokens", limits))
-    return _finish("masked-lm", info, checks, sample.where)
-
-
-def _write_graphs(
+def write_graphs(
     model: Any,
     tokenizer: Any,
     folder: Path,
@@ -466,7 +387,7 @@ def quantize_graph(source: Path, target: Path, external: bool = False) -> None:
             ) from exc
 
 
-def _finish(kind: str, info: dict[str, Any], checks: list[Parity], sample: str) -> ExportResult:
+def finish(kind: str, info: dict[str, Any], checks: list[Parity], sample: str) -> ExportResult:
     """The result, with the parity report in `info`, once every check has passed."""
     info["kind"] = kind
     info["parity"] = {"sample": sample, **{c.variant: asdict(c) for c in checks}}

@@ -21,21 +21,16 @@ An export is declared done only when its graphs pass (see `bertkit.export.onnx`)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from bertkit.errors import DataError, ModelError
-from bertkit.export.runtime import OUTPUT_NAME, session_feed
+from bertkit.errors import ModelError
 
 if TYPE_CHECKING:
-    from bertkit.tasks.classification.labels import LabelSpec
+    pass
 
 FP32_MAX_DIFF = 1e-3
 INT8_MIN_AGREEMENT = 0.99
 INT8_MAX_ACCURACY_DROP = 0.01
-MLM_MAX_LENGTH = 128
 HALF_SAMPLE_TEXTS = 256  # GPU prediction in bf16/fp16 is checked on as many texts as an export
 
 # Varied sentences for the parity check when a model has no validation data of its
@@ -121,119 +116,6 @@ class Sample:
     pairs: list[str] | None
     where: str
     targets: list[Any] | None = None
-
-
-def prediction_agreement(
-    problem: str, threshold: float, reference: np.ndarray, candidate: np.ndarray
-) -> tuple[float, str]:
-    """Share of rows where two sets of logits predict the same, and what was compared.
-
-    single: the label; multi: the set of labels over the threshold; regression: the
-    value, within 1% of the range of the reference values.
-    """
-    if len(reference) == 0:
-        return 1.0, "labels"
-    if problem == "single":
-        return float(np.mean(reference.argmax(axis=1) == candidate.argmax(axis=1))), "labels"
-    if problem == "multi":
-        cut = _logit_cut(threshold)
-        same = ((reference >= cut) == (candidate >= cut)).all(axis=1)
-        return float(np.mean(same)), "label sets"
-    spread = float(reference.max() - reference.min()) or 1.0
-    close = np.abs(reference - candidate).reshape(len(reference), -1).max(axis=1) <= 0.01 * spread
-    return float(np.mean(close)), "values (within 1% of their range)"
-
-
-def sample_texts(
-    recipe: Any, data: Path | None, pair: bool | None, limit: int, labels: LabelSpec | None = None
-) -> Sample:
-    """Texts (and pair texts) for the parity check, where they came from, and their labels.
-
-    The `data` file if given, else the run's validation (or test) data, else the
-    built-in sentences. A pair model gets the built-in sentences paired with each
-    other when its data holds no pairs. With `labels` (a classifier's), the sample's
-    label column, when it has a usable one, is encoded into `targets`.
-
-    Raises:
-        DataError: the `data` file cannot be read or lacks the text column.
-    """
-    from bertkit.console import warn
-    from bertkit.recipe.schema import DataSection, DataSource
-    from bertkit.tasks.classification.data import check_columns, read_source, table_texts
-
-    columns = recipe.data if recipe is not None else DataSection()
-    source = DataSource(path=str(data)) if data is not None else None
-    if source is None and recipe is not None:
-        source = recipe.data.validation or recipe.data.test
-    if source is not None:
-        try:
-            table = read_source(source, columns.text_columns[0]).head(limit)
-            check_columns(table, columns, need_label=False)
-            texts, pairs = table_texts(table, columns)
-        except DataError as exc:
-            if data is not None:
-                raise
-            warn(f"checking the export on built-in sentences: the run's data cannot be read ({exc.message})")
-        else:
-            if texts and (pairs is not None or not pair):
-                targets = _targets(table, columns.label, labels)
-                return Sample(texts, pairs, f"{len(texts)} texts from {table.name}", targets)
-    texts = list(BUILTIN_TEXTS)[:limit]
-    pairs = texts[1:] + texts[:1] if pair else None
-    return Sample(texts, pairs, "built-in sentences" + (" in pairs" if pairs else ""))
-
-
-def _targets(table: Any, column: str, labels: LabelSpec | None) -> list[Any] | None:
-    """The table's labels as label ids (or multi-hot rows), or None when it has none usable.
-
-    A sample without a label column, with a missing or unknown label, or of a
-    regression model has no targets: the int8 check then gates on agreement alone.
-    """
-    if labels is None or labels.problem == "regression" or column not in table.columns:
-        return None
-    try:
-        return labels.encode(table, column)
-    except DataError:
-        return None
-
-
-def sample_accuracy(problem: str, threshold: float, logits: np.ndarray, targets: list[Any]) -> float:
-    """Share of the sample predicted right: the label (single) or the whole label set (multi)."""
-    if problem == "multi":
-        hot = np.asarray(targets) >= 0.5
-        return float(np.mean(((logits >= _logit_cut(threshold)) == hot).all(axis=1)))
-    return float(np.mean(logits.argmax(axis=1) == np.asarray(targets)))
-
-
-def _logit_cut(threshold: float) -> float:
-    """The logit at which a multi-label probability (a sigmoid) reaches `threshold`."""
-    return float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else 0.0
-
-
-def masked_lm_parity(model: Any, tokenizer: Any, session: Any, texts: list[str]) -> tuple[float, float, int]:
-    """Max |logit difference|, top-1 token agreement and token count over every real (non-pad) token."""
-    import torch
-
-    names = tuple(i.name for i in session.get_inputs())
-    worst = 0.0
-    same = total = 0
-    for start in range(0, len(texts), 8):
-        batch = tokenizer(
-            texts[start : start + 8],
-            padding=True,
-            truncation=True,
-            max_length=MLM_MAX_LENGTH,
-            return_tensors="np",
-        )
-        with torch.inference_mode():
-            inputs = {k: torch.from_numpy(v) for k, v in batch.items()}
-            reference = model(**inputs).logits.float().numpy()
-        logits = session.run([OUTPUT_NAME], session_feed(names, dict(batch)))[0]
-        real = batch["attention_mask"].astype(bool)
-        worst = max(worst, float(np.abs(reference - logits)[real].max()))
-        same += int((reference.argmax(-1) == logits.argmax(-1))[real].sum())
-        total += int(real.sum())
-    return worst, same / max(total, 1), total
 
 
 @dataclass(frozen=True)

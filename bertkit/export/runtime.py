@@ -11,16 +11,13 @@ Runtime, or quantizes the torch model's linear layers dynamically (CPU only).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from bertkit.errors import ModelError, UsageError
-from bertkit.runs import RunDirectory, is_run_dir, latest_run, open_run
-from bertkit.tasks.classification.inference import CONFIG_KEY, Classifier, find_model_dir, labels_from_config
+from bertkit.runs import RunDirectory, find_model_dir, is_run_dir, latest_run, open_run
 
 BACKENDS = ("torch", "onnx")
 QUANTIZATIONS = ("int8",)
@@ -119,128 +116,6 @@ def backend_model_dir(model: Path | None, backend: str, root: Path = Path("runs"
     return folder
 
 
-def load_backend_classifier(
-    model: Path | None,
-    *,
-    backend: str = "torch",
-    quantize: str | None = None,
-    device: str | None = None,
-    precision: str = "auto",
-    root: Path = Path("runs"),
-) -> Classifier:
-    """A classifier on the chosen backend; the same interface and outputs whichever it is.
-
-    Raises:
-        BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
-    """
-    from bertkit.tasks.classification.inference import load_classifier
-
-    check_backend_options(backend, quantize, device, precision)
-    if backend == "onnx":
-        return load_onnx_classifier(find_onnx_dir(model, root), quantize=quantize, device=device)
-    if quantize:
-        device, precision = "cpu", "fp32"
-    classifier = load_classifier(model, root=root, device=device, precision=precision)
-    if quantize:
-        classifier.model = quantize_linear_int8(classifier.model)
-    return classifier
-
-
-def load_backend_masked_lm(
-    model: Path | None,
-    *,
-    backend: str = "torch",
-    quantize: str | None = None,
-    device: str | None = None,
-    root: Path = Path("runs"),
-) -> Any:
-    """A `MaskedLM` for `fill_mask` on the chosen backend.
-
-    Raises:
-        BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
-    """
-    from bertkit.models import load_tokenizer
-    from bertkit.tasks.mlm.inference import MaskedLM, load_masked_lm
-
-    check_backend_options(backend, quantize, device)
-    if backend == "torch":
-        mlm = load_masked_lm(model, root=root, device="cpu" if quantize else device)
-        if quantize:
-            mlm.model = quantize_linear_int8(mlm.model)
-        return mlm
-    folder = find_onnx_dir(model, root)
-    session = open_session(_graph_file(folder, quantize), device)
-    tokenizer = load_tokenizer(str(folder))
-    # fill_mask moves its batch to `device` as torch tensors; ONNX Runtime takes them on the CPU.
-    return MaskedLM(_OnnxMaskedLMModel(session), tokenizer, folder, "cpu", _run_of(folder))
-
-
-@dataclass
-class OnnxClassifier(Classifier):
-    """A `Classifier` whose forward step runs an ONNX graph with ONNX Runtime.
-
-    `model` is the `onnxruntime.InferenceSession`; `device` is where it runs.
-    """
-
-    input_names: tuple[str, ...] = ()
-    quantized: bool = False
-
-    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
-        logits = self.model.run([OUTPUT_NAME], session_feed(self.input_names, batch))[0]
-        return np.asarray(logits, dtype=np.float32)
-
-
-def load_onnx_classifier(
-    folder: Path, *, quantize: str | None = None, device: str | None = None
-) -> OnnxClassifier:
-    """Load an exported classifier folder for ONNX Runtime.
-
-    Raises:
-        ModelError: not a classifier export, the int8 graph is missing, or no ONNX Runtime.
-    """
-    from transformers import AutoConfig
-
-    from bertkit.models import load_tokenizer
-    from bertkit.recipe.loading import load_recipe
-    from bertkit.tasks.mlm.inference import model_kind
-
-    if model_kind(folder) != "classifier":
-        raise ModelError(
-            f"{folder}: not a text classifier export",
-            hint='fill-mask exports take a [MASK] in the text: bertkit predict --backend onnx "a [MASK] day"',
-        )
-    session = open_session(_graph_file(folder, quantize), device)
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-    tokenizer = load_tokenizer(str(folder))
-    saved = getattr(config, CONFIG_KEY, None) or {}
-    limit = min(tokenizer.model_max_length or _DEFAULT_MAX_LENGTH, _DEFAULT_MAX_LENGTH)
-    run = _run_of(folder)
-    recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
-    return OnnxClassifier(
-        model=session,
-        tokenizer=tokenizer,
-        labels=labels_from_config(config, separator=saved.get("separator")),
-        threshold=float(saved.get("threshold", 0.5)),
-        max_length=int(saved.get("max_length", limit)),
-        pair=saved.get("text_pair"),
-        source=folder,
-        device="cuda" if "CUDAExecutionProvider" in session.get_providers()[:1] else "cpu",
-        run=run,
-        recipe=recipe,
-        input_names=tuple(i.name for i in session.get_inputs()),
-        quantized=quantize is not None,
-    )
-
-
-def describe_backend(classifier: Classifier) -> str:
-    """How a classifier runs, for messages: `torch on cpu`, `onnx int8 on cpu`, ..."""
-    if isinstance(classifier, OnnxClassifier):
-        return f"onnx{' int8' if classifier.quantized else ''} on {classifier.device}"
-    modules = getattr(classifier.model, "modules", None)
-    quantized = modules is not None and any(".quantized." in type(m).__module__ for m in modules())
-    return f"torch{' int8' if quantized else ''} on {classifier.device}"
-
-
 def open_session(path: Path, device: str | None = None) -> Any:
     """An ONNX Runtime session on `path`: CUDA when asked (or available), else CPU.
 
@@ -328,22 +203,7 @@ def quantize_linear_int8(model: Any) -> Any:
         return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
-class _OnnxMaskedLMModel:
-    """Runs an exported masked-LM graph the way `fill_mask` calls a torch model."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self.names = tuple(i.name for i in session.get_inputs())
-
-    def __call__(self, **batch: Any) -> Any:
-        import torch
-
-        arrays = {k: v.cpu().numpy() for k, v in batch.items()}
-        logits = self.session.run([OUTPUT_NAME], session_feed(self.names, arrays))[0]
-        return SimpleNamespace(logits=torch.from_numpy(np.asarray(logits, dtype=np.float32)))
-
-
-def _graph_file(folder: Path, quantize: str | None) -> Path:
+def graph_file(folder: Path, quantize: str | None) -> Path:
     path = folder / (INT8_FILE if quantize else MODEL_FILE)
     if not path.is_file():
         what = f"int8 graph ({INT8_FILE})" if quantize else f"graph ({MODEL_FILE})"
@@ -354,7 +214,7 @@ def _graph_file(folder: Path, quantize: str | None) -> Path:
     return path
 
 
-def _run_of(folder: Path) -> RunDirectory | None:
+def run_of(folder: Path) -> RunDirectory | None:
     """The run an export folder sits in (`RUN/export/onnx`), if any."""
     run_path = folder.resolve().parents[1] if len(folder.resolve().parents) > 1 else None
     if run_path is not None and folder.resolve() == (run_path / EXPORT_SUBDIR) and is_run_dir(run_path):

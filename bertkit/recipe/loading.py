@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bertkit.errors import RecipeError
+from bertkit.recipe.base import RecipeBase
 from bertkit.recipe.bundled import bundled_names, bundled_path
-from bertkit.recipe.schema import Recipe, schema_keys
+from bertkit.recipe.schema import RECIPES, Recipe, schema_keys
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Keys whose values are local paths that resolve against the recipe's folder.
@@ -252,10 +253,14 @@ def recipe_from_dict(
         where[key] = f"--set {item}"
         _record_override_children(value, key, item, where)
 
+    model, task_problem = _recipe_class(data, where, label)
+    _drop_foreign_defaults(data, model)
+    problems = [task_problem] if task_problem else []
     try:
-        recipe = Recipe.model_validate(data)
+        recipe = model.model_validate({**data, "task": model.model_fields["task"].annotation.__args__[0]})
     except ValidationError as exc:
-        problems = _describe_errors(exc, data, where, label)
+        problems += _describe_errors(exc, data, where, label, model)
+    if problems:
         raise RecipeError(
             f"{label}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the recipe",
             hint="fix the keys above; `bertkit recipes show quickstart` has every section",
@@ -271,6 +276,29 @@ def recipe_from_dict(
         )
     recipe._source = source
     return recipe
+
+
+def _recipe_class(
+    data: dict[str, Any], where: Mapping[str, str], label: str
+) -> tuple[type[RecipeBase], str | None]:
+    """The recipe class of the recipe's `task`, and the problem with `task`, if any.
+
+    A misspelt or missing task is a problem, and the rest of the recipe is still
+    checked (against the nearest task, else the first), so every problem shows at once.
+    """
+    task = data.get("task")
+    if isinstance(task, str) and task in RECIPES:
+        return RECIPES[task], None
+    tasks = ", ".join(RECIPES)
+    close = difflib.get_close_matches(str(task), list(RECIPES), n=1) if task is not None else []
+    if task is None:
+        message = f"required key is missing; tasks: {tasks}"
+    else:
+        message = f"unknown task {task!r}" + (
+            f"; did you mean `{close[0]}`?" if close else f"; tasks: {tasks}"
+        )
+    model = RECIPES[close[0]] if close else next(iter(RECIPES.values()))
+    return model, f"{_where('task', where, label)}: task: {message}"
 
 
 def dump_recipe(recipe: Recipe) -> str:
@@ -353,14 +381,14 @@ def _where(key: str, where: Mapping[str, str], label: str) -> str:
 
 
 def _describe_errors(
-    exc: ValidationError, data: dict[str, Any], where: Mapping[str, str], label: str
+    exc: ValidationError, data: dict[str, Any], where: Mapping[str, str], label: str, model: type[RecipeBase]
 ) -> list[str]:
-    valid = set(schema_keys())
+    valid = set(schema_keys(model))
     by_key: dict[str, list[str]] = {}
     for error in exc.errors():
         key = _dotted(error["loc"])
         if error["type"] == "extra_forbidden":
-            message = f"unknown key{_suggestion(key, error.get('input'), valid)}"
+            message = _elsewhere(key, model) or f"unknown key{_suggestion(key, error.get('input'), valid)}"
         elif error["type"] == "missing":
             message = "required key is missing"
         else:
@@ -383,6 +411,78 @@ def _describe_errors(
     ]
     problems.sort(key=lambda p: _origin_order(p[0]))
     return [f"{origin}: {key}: {message}" for origin, key, message in problems]
+
+
+def _drop_foreign_defaults(data: dict[str, Any], model: type[RecipeBase]) -> None:
+    """Remove sections and keys of other tasks that hold only their defaults.
+
+    Recipes written before each task declared its own sections (bertkit 0.1 wrote
+    every section of every task, at its defaults, into a run's recipe.yaml) still
+    load: such values change nothing. A non-default value of another task's section
+    stays, and is reported as not applying.
+    """
+    for name, value in list(data.items()):
+        if not isinstance(name, str):
+            continue  # not a key any recipe has: validation reports it
+        if name in model.model_fields:
+            if isinstance(value, dict):
+                section = _section_class(model.model_fields[name].annotation)
+                if section is not None:
+                    for key in [k for k in value if isinstance(k, str) and k not in section.model_fields]:
+                        if _is_foreign_default(f"{name}.{key}", value[key], model):
+                            del value[key]
+        elif _is_foreign_default(name, value, model):
+            del data[name]
+
+
+def _is_foreign_default(key: str, value: Any, model: type[RecipeBase]) -> bool:
+    """Whether another task's recipe has `key` and `value` is (within) its default."""
+    for other in RECIPES.values():
+        if other is model:
+            continue
+        default = _default_of(other, key.split("."))
+        if default is not _MISSING and _within(value, default):
+            return True
+    return False
+
+
+_MISSING = object()
+
+
+def _default_of(model: type[BaseModel], parts: list[str]) -> Any:
+    """The default of a dotted key of a recipe class, as plain data (_MISSING if none)."""
+    field = model.model_fields.get(parts[0])
+    if field is None:
+        return _MISSING
+    if len(parts) > 1:
+        section = _section_class(field.annotation)
+        return _default_of(section, parts[1:]) if section is not None else _MISSING
+    if field.default_factory is not None:
+        made = field.default_factory()
+        return made.model_dump(mode="json") if isinstance(made, BaseModel) else made
+    return _MISSING if field.is_required() else field.default
+
+
+def _within(value: Any, default: Any) -> bool:
+    if isinstance(value, dict) and isinstance(default, dict):
+        return all(key in default and _within(item, default[key]) for key, item in value.items())
+    return value == default
+
+
+def _section_class(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None
+
+
+def _elsewhere(key: str, model: type[RecipeBase]) -> str | None:
+    """`applies to task X` for a key that another task's recipe has, else None."""
+    task = model.model_fields["task"].annotation.__args__[0]
+    owners = [name for name, other in RECIPES.items() if name != task and key in schema_keys(other)]
+    if not owners:
+        return None
+    tasks = " or ".join(f"`task: {name}`" for name in owners)
+    return f"applies to {tasks} recipes, not to `task: {task}`: remove it"
 
 
 def _origin_order(origin: str) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bertkit.devices import Placement
 from bertkit.errors import RecipeError
-from bertkit.recipe.schema import TrainSection
+from bertkit.recipe.base import TrainSection
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments

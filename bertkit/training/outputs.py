@@ -16,9 +16,9 @@ from bertkit.devices import Placement, tf32_in_effect
 from bertkit.environment import environment_report
 from bertkit.files import atomic_write_json, atomic_write_text
 from bertkit.models import ModelRef
-from bertkit.recipe.schema import Recipe
+from bertkit.recipe.base import RecipeBase
 from bertkit.runs import RunDirectory
-from bertkit.tasks.classification.labels import LabelSpec
+from bertkit.tasks.base import CardFacts
 
 
 def write_run_outputs(
@@ -26,9 +26,11 @@ def write_run_outputs(
     *,
     staging: Path,
     trainer: Any,
-    recipe: Recipe,
+    recipe: RecipeBase,
     metrics: dict[str, dict[str, float]],
-    labels: LabelSpec | None,
+    card: CardFacts,
+    pipeline_tag: str,
+    command_name: str,
     main_metric: str | None,
     placement: Placement,
     model_ref: ModelRef,
@@ -44,22 +46,26 @@ def write_run_outputs(
         trainer: the Trainer that trained the model (its state and tokenizer).
         recipe: the resolved recipe.
         metrics: split -> metrics.
-        labels: the label decision (None for masked-LM runs).
+        card: what the task says about its model (see bertkit.cards).
+        pipeline_tag: the model's Hugging Face pipeline.
+        command_name: the bertkit command that trains the task.
         main_metric: the metric that chose the best checkpoint.
         placement: device and precision used.
         model_ref: where training started from (recorded as lineage).
         data_notes: row counts, truncation and other data facts for the card.
         command: the command line.
     """
-    from bertkit.tasks.classification.report import plot_training_curves
+    from bertkit.reports import plot_training_curves
 
     if trainer.processing_class is not None:
         trainer.processing_class.save_pretrained(str(staging))
     lineage = _lineage(model_ref)
     card = model_card(
         recipe=recipe,
+        facts=card,
+        pipeline_tag=pipeline_tag,
+        command=command_name,
         metrics=metrics,
-        labels=labels,
         main_metric=main_metric,
         lineage=lineage,
         data_notes=data_notes,

@@ -24,7 +24,7 @@ from bertkit import __version__
 from bertkit.console import is_main_process
 from bertkit.errors import BertkitError, RunError
 from bertkit.files import atomic_write_json
-from bertkit.recipe.schema import Recipe
+from bertkit.recipe.base import RecipeBase as Recipe
 from bertkit.runs import CHECKPOINT_MARKER, MARKER, RunDirectory, new_run_path, prepare_run_dir
 from bertkit.training.distributed import barrier, on_main, world_size
 

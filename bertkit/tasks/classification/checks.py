@@ -19,7 +19,6 @@ from bertkit.checks.report import (
 )
 from bertkit.errors import BertkitError, DataError
 from bertkit.io.reading import Table
-from bertkit.recipe.schema import Recipe
 from bertkit.tasks.classification.data import (
     SPLITS,
     column_problems,
@@ -34,6 +33,7 @@ from bertkit.tasks.classification.labels import (
     is_missing_label,
     label_names_of,
 )
+from bertkit.tasks.classification.recipe import ClassificationRecipe as Recipe
 from bertkit.tokenization import CHARS_PER_TOKEN, clip
 
 
@@ -223,7 +223,7 @@ def _check_training_settings(
 ) -> None:
     """train.metric and train.class_weights against the labels (training checks them the same way)."""
     from bertkit.tasks.classification.data import ClassificationData
-    from bertkit.tasks.classification.train import resolve_class_weights, select_metric
+    from bertkit.tasks.classification.settings import resolve_class_weights, select_metric
 
     data = ClassificationData(tables, spec, {"train": targets})
     for check in (select_metric, resolve_class_weights):

@@ -13,8 +13,10 @@ from typing import Any
 
 from bertkit.errors import DataError
 from bertkit.io.reading import OnError, Table, read_hub, read_table
-from bertkit.recipe.schema import DataSection, DataSource, LabelsSection
+from bertkit.recipe.base import DataSource
 from bertkit.tasks.classification.labels import LabelSpec, detect_labels
+from bertkit.tasks.classification.recipe import ClassificationData as DataSection
+from bertkit.tasks.classification.recipe import LabelsSection
 
 SPLITS = ("train", "validation", "test")
 

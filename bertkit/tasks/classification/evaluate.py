@@ -15,10 +15,11 @@ from typing import Any
 from bertkit.console import note
 from bertkit.errors import DataError, UsageError
 from bertkit.files import check_writable_folder
-from bertkit.recipe.schema import DataSection, DataSource
+from bertkit.recipe.base import DataSource
 from bertkit.runs import safe_name
 from bertkit.tasks.classification.data import check_columns, read_source, table_texts
 from bertkit.tasks.classification.labels import ids_for_names
+from bertkit.tasks.classification.recipe import ClassificationData as DataSection
 
 
 @dataclass
@@ -32,7 +33,7 @@ class EvalResult:
     model: Path
     report_dir: Path
     files: dict[str, Path] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    positive: str | None = None  # the class binary f1 and roc_auc score
 
 
 def evaluate_classifier(
@@ -107,9 +108,7 @@ def evaluate_classifier(
 
     report_dir = output or _report_dir(classifier, table.name, split_name)
     check_writable_folder(report_dir, "--output")  # before the model runs over the data
-    start = time.perf_counter()
     logits = classifier.logits(texts, pairs, batch_size=batch_size)
-    seconds = time.perf_counter() - start
     labels = np.asarray(targets, dtype=np.float32 if spec.problem != "single" else np.int64)
     names = list(spec.names) or None
     metrics = compute_classification_metrics(
@@ -139,7 +138,7 @@ def evaluate_classifier(
         model=classifier.source,
         report_dir=report_dir,
         files=files,
-        extra={"examples_per_second": len(table) / max(seconds, 1e-9)},
+        positive=spec.names[1] if spec.problem == "single" and len(spec.names) == 2 else None,
     )
 
 

@@ -7,7 +7,7 @@ config.json under `bertkit`, so any copy of the folder predicts the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bertkit.errors import DataError, ModelError
-from bertkit.runs import RunDirectory, latest_run
+from bertkit.runs import RunDirectory, find_model_dir
 from bertkit.tasks.classification.labels import LabelSpec
 from bertkit.tokenization import clip
 
 if TYPE_CHECKING:
-    from bertkit.recipe.schema import Recipe
+    from bertkit.tasks.classification.recipe import ClassificationRecipe as Recipe
 
 CONFIG_KEY = "bertkit"
 _DEFAULT_MAX_LENGTH = 512
@@ -123,31 +123,6 @@ class Classifier:
             return self.model(**to_device(batch, self.device)).logits.float().cpu().numpy()
 
 
-def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path, RunDirectory | None]:
-    """The model folder to use: `model` (a run or model folder), else the latest run's.
-
-    Raises:
-        RunError: no model given and no latest run; or an incomplete run.
-        ModelError: a folder that holds no model.
-    """
-    from bertkit.runs import is_run_dir, open_run
-
-    if model is None:
-        run = latest_run(root)
-        return run.model_dir, run
-    if not model.exists():
-        raise ModelError(f"{model}: no such folder", hint="give a run directory or a model folder")
-    if is_run_dir(model):
-        run = open_run(model)
-        return run.model_dir, run
-    if not (model / "config.json").is_file():
-        raise ModelError(
-            f"{model}: holds no model (no config.json)",
-            hint="give a bertkit run directory or a Hugging Face model folder",
-        )
-    return model, None
-
-
 def load_classifier(
     model: Path | None, *, root: Path = Path("runs"), device: str | None = None, precision: str = "auto"
 ) -> Classifier:
@@ -218,25 +193,25 @@ def use_half_precision(classifier: Classifier, precision: str) -> None:
     import torch
 
     from bertkit.console import note, warn
-    from bertkit.export.parity import (
-        HALF_SAMPLE_TEXTS,
-        Tolerances,
-        judge,
-        prediction_agreement,
-        sample_accuracy,
-    )
-    from bertkit.export.parity import sample_texts as parity_sample
+    from bertkit.export.parity import HALF_SAMPLE_TEXTS, Tolerances, judge
+    from bertkit.tasks.classification import parity
 
-    sample = parity_sample(classifier.recipe, None, classifier.pair, HALF_SAMPLE_TEXTS, classifier.labels)
+    sample = parity.sample_texts(
+        classifier.recipe, None, classifier.pair, HALF_SAMPLE_TEXTS, classifier.labels
+    )
     problem, threshold = classifier.labels.problem, classifier.threshold
     reference = classifier.logits(sample.texts, sample.pairs)
     classifier.model.to(getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[precision]))
     half = classifier.logits(sample.texts, sample.pairs)
-    agreement, of = prediction_agreement(problem, threshold, reference, half)
+    agreement, of = parity.prediction_agreement(problem, threshold, reference, half)
     accuracy = None
     if sample.targets is not None:
-        theirs = sample_accuracy(problem, threshold, reference, sample.targets)
-        accuracy = (len(sample.texts), sample_accuracy(problem, threshold, half, sample.targets), theirs)
+        theirs = parity.sample_accuracy(problem, threshold, reference, sample.targets)
+        accuracy = (
+            len(sample.texts),
+            parity.sample_accuracy(problem, threshold, half, sample.targets),
+            theirs,
+        )
     diff = float(np.abs(reference - half).max()) if len(sample.texts) else 0.0
     count = len(sample.texts)
     check = judge(precision, count, count, diff, agreement, of, Tolerances(), accuracy)
@@ -297,15 +272,3 @@ def check_pairs(classifier: Classifier, has_pairs: bool, where: str) -> None:
             f"{where}: the model was trained on single texts, but pairs were given",
             hint="drop --text-pair, or use a model trained on sentence pairs",
         )
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Consecutive lists of at most `size` items."""
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -8,40 +8,20 @@ run never leaves a partial predictions file.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from bertkit.errors import DataError, UsageError
-from bertkit.io.reading import file_format, is_stdin, iter_rows
-from bertkit.tasks.classification.inference import Classifier, batched, check_pairs, sort_window
-
-OUTPUT_FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "tsv": "tsv"}
-
-
-@dataclass
-class PredictStats:
-    """What a file prediction did."""
-
-    rows: int = 0
-    seconds: float = 0.0
-    skipped: list[str] = field(default_factory=list)
-    output: str = "-"
-    empty: int = 0  # rows without text (blank lines, null): kept, with empty predictions
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / max(self.seconds, 1e-9)
+from bertkit.errors import DataError
+from bertkit.io import sinks
+from bertkit.io.reading import iter_rows
+from bertkit.io.sinks import PredictStats, Writer, atomic_output, batched, write_records
+from bertkit.tasks.classification.inference import Classifier, check_pairs, sort_window
 
 
 def prediction_fields(classifier: Classifier, logits: np.ndarray, top_k: int = 1) -> list[dict[str, Any]]:
@@ -167,7 +147,7 @@ def predict_file(
             that do not match the model.
     """
     check_pairs(classifier, pair_column is not None, str(source))
-    out_format = _output_format(output, output_format)
+    out_format = sinks.output_format(output, output_format)
     stats = PredictStats(output=str(output) if output else "-")
 
     def report(error: DataError) -> None:
@@ -198,8 +178,8 @@ def predict_file(
             on_progress(predicted)
 
     start = time.perf_counter()
-    with _atomic_output(output) as handle:
-        writer = _Writer(handle, out_format, classifier.labels.names)
+    with atomic_output(output) as handle:
+        writer = Writer(handle, out_format, partial(flatten, names=classifier.labels.names))
         for chunk in batched(rows, sort_window(batch_size)):
             texts = [_as_text(record[text_column]) for record in chunk]
             pairs = [_as_text(record[pair_column]) for record in chunk] if pair_column else None
@@ -214,13 +194,11 @@ def predict_file(
     return stats
 
 
-def write_predictions(records: list[dict[str, Any]], output: Path, output_format: str | None = None) -> None:
+def write_predictions(
+    classifier: Classifier, records: list[dict[str, Any]], output: Path, output_format: str | None = None
+) -> None:
     """Write finished prediction records to a file (JSONL, CSV or TSV), atomically."""
-    fmt = _output_format(output, output_format)
-    with _atomic_output(output) as handle:
-        writer = _Writer(handle, fmt)
-        for record in records:
-            writer.write(record)
+    write_records(records, output, output_format, partial(flatten, names=classifier.labels.names))
 
 
 def _rows_with_text(
@@ -276,99 +254,8 @@ def _as_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _output_format(output: Path | None, declared: str | None) -> str:
-    if declared:
-        return OUTPUT_FORMATS[declared]
-    if output is None:
-        return "jsonl"
-    suffix = output.suffix.lower().lstrip(".")
-    if suffix not in OUTPUT_FORMATS:
-        raise UsageError(
-            f"{output}: cannot tell the output format from the extension",
-            hint="name the output file .jsonl, .csv or .tsv",
-        )
-    return OUTPUT_FORMATS[suffix]
-
-
-class _atomic_output:  # noqa: N801 - used as a context manager, reads like a function
-    """A text handle: stdout, or a temporary file renamed over `path` on success."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.tmp: Path | None = None
-        self.handle: IO[str] | None = None
-
-    def __enter__(self) -> IO[str]:
-        if self.path is None or is_stdin(self.path):
-            return sys.stdout
-        if self.path.is_dir():
-            raise UsageError(
-                f"{self.path}: is a folder", hint="give --output a file name, e.g. predictions.jsonl"
-            )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-            self.handle = open(self.tmp, "x", encoding="utf-8", newline="")  # noqa: SIM115
-        except OSError as exc:
-            raise UsageError(
-                f"{self.path}: cannot write the output: {exc.strerror or exc}",
-                hint="choose a writable --output path",
-            ) from None
-        return self.handle
-
-    def __exit__(self, kind: Any, value: Any, traceback: Any) -> None:
-        if self.handle is None or self.tmp is None or self.path is None:
-            return
-        self.handle.close()
-        if kind is not None:
-            self.tmp.unlink(missing_ok=True)
-            return
-        try:
-            os.replace(self.tmp, self.path)
-        except OSError as exc:
-            self.tmp.unlink(missing_ok=True)
-            raise UsageError(
-                f"{self.path}: cannot write the output: {exc.strerror or exc}",
-                hint="choose a writable --output path",
-            ) from None
-
-
-class _Writer:
-    """Writes result records as JSONL, or as CSV/TSV with probabilities flattened."""
-
-    def __init__(self, handle: IO[str], fmt: str, names: tuple[str, ...] = ()) -> None:
-        self.handle = handle
-        self.fmt = fmt
-        self.names = names  # label names: the prob_<label> columns, even of a row without text
-        self.csv: Any = None
-        self.rows = 0
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.fmt == "jsonl":
-            self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            return
-        flat = _flatten(record, self.names)
-        if self.csv is not None and not flat.keys() <= set(self.csv.fieldnames):
-            extra = sorted(set(flat) - set(self.csv.fieldnames))
-            raise DataError(
-                f"column {extra[0]!r} first appears after the CSV header was written "
-                f"(row {self.rows + 1}); a CSV file has one set of columns",
-                hint="write JSONL instead (--output out.jsonl), or give every input row the same fields",
-            )
-        self.rows += 1
-        if self.csv is None:
-            delimiter = "\t" if self.fmt == "tsv" else ","
-            self.csv = csv.DictWriter(
-                self.handle,
-                fieldnames=list(flat),
-                delimiter=delimiter,
-                lineterminator="\n",
-            )
-            self.csv.writeheader()
-        self.csv.writerow(flat)
-
-
-def _flatten(record: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
+def flatten(record: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """CSV cells of a classifier's record: a prob_<label> column per label, label sets joined by `|`."""
     flat: dict[str, Any] = {}
     for key, value in record.items():
         if key == "probabilities":
@@ -380,18 +267,3 @@ def _flatten(record: dict[str, Any], names: tuple[str, ...] = ()) -> dict[str, A
         else:
             flat[key] = value
     return flat
-
-
-def count_rows(source: Path, fmt: str | None = None) -> int | None:
-    """A fast estimate of the rows in a file (its line count), for progress bars.
-
-    None when it cannot tell cheaply (stdin, JSON, Parquet) or the file is missing:
-    reading it then reports the problem properly.
-    """
-    if is_stdin(source) or not source.is_file() or file_format(source, fmt) in ("json", "parquet"):
-        return None
-    count = 0
-    with source.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            count += block.count(b"\n")
-    return count

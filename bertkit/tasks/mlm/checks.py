@@ -15,7 +15,7 @@ from bertkit.checks.report import (
     short,
 )
 from bertkit.errors import DataError
-from bertkit.recipe.schema import Recipe
+from bertkit.tasks.mlm.recipe import MlmRecipe as Recipe
 
 
 def check_corpus(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:

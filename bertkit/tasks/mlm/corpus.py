@@ -31,7 +31,9 @@ from typing import TYPE_CHECKING, Any
 from bertkit.console import plural
 from bertkit.errors import DataError, first_line
 from bertkit.io.reading import EXTENSIONS, file_format, iter_rows
-from bertkit.recipe.schema import DataSection, DataSource, MlmSection
+from bertkit.recipe.base import DataSource
+from bertkit.tasks.mlm.recipe import MlmData as DataSection
+from bertkit.tasks.mlm.recipe import MlmSection
 
 if TYPE_CHECKING:
     from datasets import Dataset

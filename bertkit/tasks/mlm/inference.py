@@ -7,7 +7,6 @@ any other run on the same data are measured on the very same masked positions.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,25 +14,10 @@ from typing import Any
 
 from bertkit.errors import DataError, ModelError
 from bertkit.files import atomic_write_json, atomic_write_text
-from bertkit.recipe.schema import DataSection, DataSource, MlmSection
-from bertkit.runs import RunDirectory
-from bertkit.tasks.classification.inference import find_model_dir
-
-_MLM_ARCHITECTURES = ("ForMaskedLM", "ForPreTraining")
-
-
-def model_kind(folder: Path) -> str:
-    """`classifier`, `masked-lm` or `encoder`, from config.json (no torch import)."""
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{folder}: cannot read config.json: {exc}", hint="check the model folder") from None
-    architectures = config.get("architectures") or []
-    if any(a.endswith("ForSequenceClassification") for a in architectures):
-        return "classifier"
-    if any(a.endswith(_MLM_ARCHITECTURES) for a in architectures):
-        return "masked-lm"
-    return "encoder"
+from bertkit.recipe.base import DataSource
+from bertkit.runs import RunDirectory, find_model_dir
+from bertkit.tasks.mlm.recipe import MlmData as DataSection
+from bertkit.tasks.mlm.recipe import MlmSection
 
 
 @dataclass

@@ -1,80 +1,31 @@
-"""Masked-LM pretraining: continue a BERT on your text, or train one from scratch.
+"""Masked-LM pretraining: the corpus read, a tokenizer (trained if asked), sequences, the model.
 
-Same shape as fine-tuning: cheap checks first (recipe, corpus files, tokenizer with
-a mask token), then the run directory, then sequences, model and Trainer.
+The training itself is the orchestrator's (bertkit.training.run); this module is
+what masked-LM pretraining brings to it.
 """
 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from bertkit.console import is_main_process, note
-from bertkit.errors import DataError, ModelError, RecipeError
-from bertkit.recipe.schema import Recipe
+from bertkit.errors import DataError, ModelError
 from bertkit.runs import RunDirectory
-from bertkit.tasks.mlm.corpus import SequenceStats, build_sequences, load_corpus
+from bertkit.tasks.base import CardFacts, Prepared
+from bertkit.tasks.mlm.corpus import build_sequences, load_corpus
+from bertkit.tasks.mlm.recipe import MlmRecipe as Recipe
 from bertkit.training.arguments import Selection
-from bertkit.training.distributed import join_processes, local_main_first
-from bertkit.training.runner import (
-    TrainingResult,
-    cleanup_on_failure,
-    preflight,
-    quiet_libraries,
-    save_model,
-    start_run,
-    strip_prefix,
-    train,
-)
 
 MAIN_METRIC = "loss"
 
 
-def pretrain(
-    recipe: Recipe,
-    *,
-    resume: bool = False,
-    resume_from: Path | None = None,
-    overwrite: bool = False,
-    device: str | None = None,
-    command: list[str] | None = None,
-) -> TrainingResult:
-    """Masked-LM pretraining from a recipe into a complete run directory.
-
-    Args:
-        recipe: a validated `task: mlm` recipe.
-        resume: continue the run at output.dir from its latest checkpoint.
-        resume_from: a run directory or checkpoint folder to continue.
-        overwrite: replace an existing run directory at output.dir.
-        device: force cpu, cuda or mps.
-        command: the command line, recorded in the run.
-
-    Raises:
-        BertkitError: bad recipe, corpus or tokenizer (before anything is written),
-            or a training failure.
-    """
-    if recipe.task != "mlm":
-        raise RecipeError(
-            f"task is {recipe.task!r}; pretrain trains masked language models",
-            hint="use `bertkit finetune` for classification recipes",
-        )
-    quiet_libraries()
-    from bertkit.devices import resolve_placement
-
-    tokenizer = None if recipe.tokenizer.train else _existing_tokenizer(recipe)
-    preflight(recipe, tokenizer)
-    corpus = _load_splits(recipe)
-    placement = resolve_placement(recipe.train.precision, device, recipe.train.tf32)
-    join_processes(placement.device)
-    run, checkpoint = start_run(recipe, resume=resume, resume_from=resume_from, overwrite=overwrite)
-    with cleanup_on_failure(run, created=checkpoint is None):
-        if tokenizer is None:
-            tokenizer = _tokenizer_for_scratch(recipe, corpus["train"], run, checkpoint)
-        return _train(recipe, corpus, tokenizer, placement, run, checkpoint, command or sys.argv)
+def read(recipe: Recipe) -> dict[str, Any]:
+    """The corpus splits (train, and validation held out or given)."""
+    return _load_splits(recipe)
 
 
 def _load_splits(recipe: Recipe) -> dict[str, Any]:
@@ -95,7 +46,8 @@ def _load_splits(recipe: Recipe) -> dict[str, Any]:
     return splits
 
 
-def _existing_tokenizer(recipe: Recipe) -> Any:
+def existing_tokenizer(recipe: Recipe) -> Any:
+    """The tokenizer of `model.tokenizer` or `model.name`; it must have a mask token."""
     from bertkit.models import load_tokenizer
 
     source = recipe.model.tokenizer or recipe.model.name
@@ -106,18 +58,19 @@ def _existing_tokenizer(recipe: Recipe) -> Any:
         raise ModelError(
             f"{source}: the tokenizer has no mask token, so it cannot be used for masked-LM training",
             hint="use a BERT tokenizer (it has [MASK]) or train one with tokenizer.train: true",
+            code="no_mask_token",
         )
     return tokenizer
 
 
-def _tokenizer_for_scratch(recipe: Recipe, train: Any, run: RunDirectory, checkpoint: Path | None) -> Any:
+def tokenizer_for_scratch(recipe: Recipe, train: Any, run: RunDirectory, resuming: bool) -> Any:
     """Train the run's WordPiece tokenizer (once: a resumed run reuses it)."""
     from bertkit.models import load_tokenizer
     from bertkit.tasks.mlm.wordpiece import train_wordpiece
     from bertkit.training.distributed import barrier
 
     folder = run.path / "tokenizer"
-    if checkpoint is not None and (folder / "tokenizer_config.json").is_file():
+    if resuming and (folder / "tokenizer_config.json").is_file():
         return load_tokenizer(str(folder))
     settings = recipe.tokenizer
     if is_main_process():
@@ -142,106 +95,59 @@ def _tokenizer_for_scratch(recipe: Recipe, train: Any, run: RunDirectory, checkp
     return load_tokenizer(str(folder))
 
 
-def _train(
-    recipe: Recipe,
-    corpus: dict[str, Any],
-    tokenizer: Any,
-    placement: Any,
-    run: RunDirectory,
-    checkpoint: Path | None,
-    command: list[str],
-) -> TrainingResult:
-    from transformers import set_seed
-
-    from bertkit.files import atomic_write_text
-    from bertkit.recipe.loading import dump_recipe
+def prepare(recipe: Recipe, corpus: dict[str, Any], tokenizer: Any, placement: Any) -> Prepared:
+    """Build the sequences and the model, and the masking collator and metrics."""
     from bertkit.tasks.mlm.masking import MlmCollator, premask
-    from bertkit.training.arguments import micro_batch_splits, pad_multiple, training_arguments
-    from bertkit.training.callbacks import JsonlLog, RichProgress
-    from bertkit.training.outputs import write_run_outputs
-    from bertkit.training.trainer import BertkitTrainer
+    from bertkit.training.arguments import pad_multiple
 
-    if is_main_process():
-        atomic_write_text(run.recipe_file, dump_recipe(recipe))
     max_length = recipe.data.max_length
     sequences: dict[str, Any] = {}
     notes: list[str] = []
+    recorded = None
     for split, texts in corpus.items():
-        with local_main_first():  # one process per machine builds them into the cache, the others read it
-            built, stats = build_sequences(texts, tokenizer, recipe.mlm, max_length, seed=recipe.train.seed)
+        built, stats = build_sequences(texts, tokenizer, recipe.mlm, max_length, seed=recipe.train.seed)
         if len(built) == 0:
             raise DataError(f"data.{split}: no sequences could be built", hint="check the corpus has text")
         sequences[split] = built
         notes.append(stats.describe(split))
-        if split == "train" and is_main_process():
-            _record_stats(run, stats)
+        if split == "train":
+            recorded = {**asdict(stats), "dropped_tokens": stats.dropped_tokens}
     how = "whole words" if recipe.mlm.whole_word else "tokens"
     notes.append(f"masking {recipe.mlm.probability:.0%} of {how}; objective {recipe.mlm.objective}")
-    for line in notes:
-        note(line)
 
-    set_seed(recipe.train.seed)
     model, ref = _model(recipe, tokenizer)
-    # BERT heads average their loss over the local batch and ignore `num_items_in_batch`,
-    # but their forward takes **kwargs, so the Trainer would treat the loss as already
-    # normalised over accumulation steps and devices: gradients would grow with
-    # gradient_accumulation and with the number of processes. Say what is true.
-    model.accepts_loss_kwargs = False
-    pad = pad_multiple(recipe.train, placement)
-    collator = MlmCollator(tokenizer, recipe.mlm.probability, recipe.mlm.whole_word, pad_to_multiple_of=pad)
+    collator = MlmCollator(
+        tokenizer,
+        recipe.mlm.probability,
+        recipe.mlm.whole_word,
+        pad_to_multiple_of=pad_multiple(recipe.train, placement),
+    )
     if "validation" in sequences:
         sequences["validation"] = premask(sequences["validation"], collator)
-
-    has_eval = "validation" in sequences
-    selection = Selection(MAIN_METRIC, greater_is_better=False) if has_eval else None
     nsp = recipe.mlm.objective == "mlm+nsp"
-    # Packed blocks all have the same length: sorting them into micro-batches saves nothing.
-    packed = recipe.mlm.sequences == "packing" and not nsp
-    train_settings = recipe.train.model_copy(update={"group_by_length": False}) if packed else recipe.train
-    args = training_arguments(
-        train_settings,
-        run.checkpoints,
-        placement,
-        evaluate=has_eval,
-        selection=selection,
-        keep_columns=True,
-        label_names=["labels", "next_sentence_label"] if nsp else None,
-    )
-    trainer = BertkitTrainer(
+    scratch = recipe.model.init == "scratch"
+    how = "trained from scratch" if scratch else f"continued from `{ref.shown}`"
+    return Prepared(
+        datasets=sequences,
         model=model,
-        args=args,
-        train_dataset=sequences["train"],
-        eval_dataset=sequences.get("validation"),
-        processing_class=tokenizer,
-        data_collator=collator,
+        model_ref=ref,
+        collator=collator,
+        selection=Selection(MAIN_METRIC, greater_is_better=False) if "validation" in sequences else None,
+        card=CardFacts(
+            f"A BERT masked language model {how} with bertkit.",
+            example='model("Paris is the [MASK] of France.")',
+        ),
         compute_metrics=masked_lm_metrics,
-        preprocess_logits_for_metrics=predicted_tokens,
-        callbacks=[RichProgress.for_args(args), JsonlLog(run.path / "log.jsonl")],
-        micro_batches=micro_batch_splits(train_settings, placement.device),
-    )
-    output = train(trainer, run, recipe, checkpoint, "pretrain")
-
-    metrics: dict[str, dict[str, float]] = {"train": strip_prefix(output.metrics, "train_")}
-    if has_eval:
-        scores = strip_prefix(trainer.evaluate(metric_key_prefix="validation"), "validation_")
+        preprocess_logits=predicted_tokens,
+        label_names=["labels", "next_sentence_label"] if nsp else None,
+        keep_columns=True,
+        # Packed blocks all have the same length: sorting them into micro-batches saves nothing.
+        sorted_batches=not (recipe.mlm.sequences == "packing" and not nsp),
+        notes=notes,
         # With next-sentence prediction the loss is the sum of both tasks: no perplexity.
-        metrics["validation"] = scores if nsp else with_perplexity(scores)
-    staging = save_model(trainer, run)
-    if is_main_process():
-        write_run_outputs(
-            run,
-            staging=staging,
-            trainer=trainer,
-            recipe=recipe,
-            metrics=metrics,
-            labels=None,
-            main_metric=MAIN_METRIC if has_eval else None,
-            placement=placement,
-            model_ref=ref,
-            data_notes=notes,
-            command=command,
-        )
-    return TrainingResult(run, metrics, MAIN_METRIC if has_eval else None, notes)
+        finish_metrics=None if nsp else with_perplexity,
+        sequences=recorded,
+    )
 
 
 def _model(recipe: Recipe, tokenizer: Any) -> tuple[Any, Any]:
@@ -307,11 +213,3 @@ def with_perplexity(metrics: dict[str, float]) -> dict[str, float]:
     if "loss" in metrics:
         metrics["perplexity"] = math.exp(min(metrics["loss"], 50.0))
     return metrics
-
-
-def _record_stats(run: RunDirectory, stats: SequenceStats) -> None:
-    from dataclasses import asdict
-
-    from bertkit.files import atomic_write_json
-
-    atomic_write_json(run.path / "sequences.json", {**asdict(stats), "dropped_tokens": stats.dropped_tokens})

@@ -1,0 +1,194 @@
+"""What a task is to the rest of bertkit: a name, a recipe, and the functions that run it.
+
+A task package (bertkit/tasks/<name>/) holds everything that knows the task: its
+recipe sections, data reading and checks, model head, metrics, evaluation, predictor,
+export and model card. Its `__init__.py` defines one `Task` whose methods import the
+heavy modules only when called, so the registry (bertkit.tasks.TASKS) and the recipe
+schema load without torch and the CLI starts fast.
+
+Training goes through one orchestrator (bertkit.training.run) that asks the task, in
+this order: `load_tokenizer` and `check` (before anything is written), `read` (the
+data, decided and validated), then, in the run directory, `run_tokenizer` and
+`prepare` (tokenized splits, the model, its collator, metrics and card facts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from bertkit.checks.report import CheckReport
+    from bertkit.devices import Placement
+    from bertkit.models import ModelRef
+    from bertkit.recipe.base import RecipeBase
+    from bertkit.runs import RunDirectory
+    from bertkit.training.arguments import Selection
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """What a task says about its model in the model card.
+
+    Attributes:
+        summary: one sentence: what the model is and where it started from.
+        sections: Markdown lines placed before the data section (e.g. the labels).
+        example: a call of the pipeline on a typical input, e.g. `model("a text")`.
+    """
+
+    summary: str
+    sections: list[str] = field(default_factory=list)
+    example: str = 'model("what a wonderful film")'
+
+
+@dataclass
+class Prepared:
+    """What a task hands the training orchestrator once its data is tokenized.
+
+    Attributes:
+        datasets: split name -> tokenized dataset (train, and validation/test if any).
+        model: the model to train (its head fitted to the task).
+        model_ref: where its weights came from (the run's lineage).
+        collator: batches features for the model.
+        selection: the metric that picks the best checkpoint (None: keep the last).
+        compute_metrics, preprocess_logits: the Trainer hooks for evaluation.
+        compute_loss: a Trainer `compute_loss_func` (e.g. class-weighted), or None.
+        label_names: the model inputs that are labels, when not just `labels`.
+        keep_columns: give every dataset column to the collator.
+        sorted_batches: whether batches run as length-sorted micro-batches (packed
+            blocks of one length gain nothing from it).
+        callbacks: task callbacks for the Trainer.
+        notes: decisions and counts to show the user and the card.
+        config: what to record in config.json under `bertkit` besides the task.
+        card: what the model card says.
+        finish_metrics: turns a split's evaluation metrics into the reported ones.
+        sequences: statistics to record in the run directory as sequences.json.
+    """
+
+    datasets: dict[str, Any]
+    model: Any
+    model_ref: ModelRef
+    collator: Any
+    selection: Selection | None
+    card: CardFacts
+    compute_metrics: Callable[[Any], dict[str, float]] | None = None
+    preprocess_logits: Callable[[Any, Any], Any] | None = None
+    compute_loss: Callable[..., Any] | None = None
+    label_names: list[str] | None = None
+    keep_columns: bool = False
+    sorted_batches: bool = True
+    callbacks: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+    finish_metrics: Callable[[dict[str, float]], dict[str, float]] | None = None
+    sequences: dict[str, Any] | None = None
+
+
+@dataclass
+class Outcome:
+    """What `bertkit eval` computed, for the command to show.
+
+    Attributes:
+        metrics: metric name -> value.
+        main_metric: the metric shown first and in bold.
+        title: a line saying what was evaluated.
+        report_dir: where the report went.
+        data: the data evaluated on (a file, or a Hub dataset and split).
+        examples: how many examples (rows, sequences) it held.
+        baseline: metrics of a comparison model on the same data, if any.
+        baseline_name: that model's name.
+        positive: the class binary metrics score, for two-class models.
+    """
+
+    metrics: dict[str, float]
+    main_metric: str | None
+    title: str
+    report_dir: Path
+    data: str = ""
+    examples: int = 0
+    baseline: dict[str, float] | None = None
+    baseline_name: str | None = None
+    positive: str | None = None
+
+
+class Task:
+    """A task bertkit trains. Subclasses set the class attributes and implement the methods.
+
+    Attributes:
+        name: the recipe's `task:` value, recorded in every model's config.json.
+        recipe: the task's recipe class (`task: Literal[name]` and its sections).
+        command: the command that trains it: `finetune` or `pretrain`.
+        pipeline_tag: the Hugging Face pipeline tag of its models (model cards).
+        architectures: suffixes of `config.architectures` that mark a model of this
+            task in folders bertkit did not write (a plain Hub model).
+        unit: what one example of its data is called (rows, documents, ...).
+        eval_options, predict_options: the `bertkit eval` / `bertkit predict` options
+            that apply to its models; the commands refuse the others.
+        example: a typical input, shown in hints.
+    """
+
+    name: ClassVar[str]
+    recipe: ClassVar[type[RecipeBase]]
+    command: ClassVar[str] = "finetune"
+    pipeline_tag: ClassVar[str]
+    architectures: ClassVar[tuple[str, ...]] = ()
+    unit: ClassVar[str] = "row"
+    eval_options: ClassVar[frozenset[str]] = frozenset()
+    predict_options: ClassVar[frozenset[str]] = frozenset()
+    example: ClassVar[str] = "some text"
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    # ----------------------------------------------------------------- training
+
+    def load_tokenizer(self, recipe: Any) -> Any:
+        """The tokenizer training uses, or None when the run trains its own."""
+        from bertkit.models import load_tokenizer
+
+        source = recipe.model.tokenizer or recipe.model.name
+        return load_tokenizer(
+            str(source), revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
+        )
+
+    def check(self, recipe: Any, tokenizer: Any, report: CheckReport) -> None:
+        """Add what the recipe's data holds to a `bertkit check` report (never raises)."""
+        raise NotImplementedError
+
+    def read(self, recipe: Any) -> Any:
+        """Read and decide the recipe's data, cheaply, before a run directory exists."""
+        raise NotImplementedError
+
+    def run_tokenizer(self, recipe: Any, data: Any, run: RunDirectory, resuming: bool, tokenizer: Any) -> Any:
+        """The tokenizer for the run (a task that trains its own does it here)."""
+        return tokenizer
+
+    def prepare(self, recipe: Any, data: Any, tokenizer: Any, placement: Placement) -> Prepared:
+        """Tokenize the data and build the model and everything the Trainer needs."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- use
+
+    def evaluate(self, model: Path | None, options: dict[str, Any]) -> Outcome:
+        """`bertkit eval` on a model of this task."""
+        raise NotImplementedError
+
+    def predict(self, model: Path | None, options: dict[str, Any]) -> None:
+        """`bertkit predict` on a model of this task (prints or writes the predictions)."""
+        raise NotImplementedError
+
+    def export(
+        self,
+        folder: Path,
+        run: Any,
+        tmp: Path,
+        quantize: str | None,
+        optimize: bool,
+        data: Path | None,
+        limits: Any,
+        step: Callable[[str], None],
+    ) -> Any:
+        """Write the ONNX graphs of a model into `tmp` and check them against it (an ExportResult)."""
+        raise NotImplementedError

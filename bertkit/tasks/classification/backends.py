@@ -1,0 +1,123 @@
+"""A classifier on the backend asked for: torch, torch with int8 linear layers, or ONNX Runtime.
+
+The ONNX classifier is a `Classifier` whose one forward step runs the exported graph,
+so tokenization, length-sorted batching, outputs and file formats are the same
+whatever the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bertkit.errors import ModelError
+from bertkit.export.runtime import (
+    OUTPUT_NAME,
+    check_backend_options,
+    find_onnx_dir,
+    graph_file,
+    open_session,
+    quantize_linear_int8,
+    run_of,
+    session_feed,
+)
+from bertkit.tasks.classification.inference import CONFIG_KEY, Classifier, labels_from_config
+
+_DEFAULT_MAX_LENGTH = 512
+
+
+def load_backend_classifier(
+    model: Path | None,
+    *,
+    backend: str = "torch",
+    quantize: str | None = None,
+    device: str | None = None,
+    precision: str = "auto",
+    root: Path = Path("runs"),
+) -> Classifier:
+    """A classifier on the chosen backend; the same interface and outputs whichever it is.
+
+    Raises:
+        BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
+    """
+    from bertkit.tasks.classification.inference import load_classifier
+
+    check_backend_options(backend, quantize, device, precision)
+    if backend == "onnx":
+        return load_onnx_classifier(find_onnx_dir(model, root), quantize=quantize, device=device)
+    if quantize:
+        device, precision = "cpu", "fp32"
+    classifier = load_classifier(model, root=root, device=device, precision=precision)
+    if quantize:
+        classifier.model = quantize_linear_int8(classifier.model)
+    return classifier
+
+
+@dataclass
+class OnnxClassifier(Classifier):
+    """A `Classifier` whose forward step runs an ONNX graph with ONNX Runtime.
+
+    `model` is the `onnxruntime.InferenceSession`; `device` is where it runs.
+    """
+
+    input_names: tuple[str, ...] = ()
+    quantized: bool = False
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        logits = self.model.run([OUTPUT_NAME], session_feed(self.input_names, batch))[0]
+        return np.asarray(logits, dtype=np.float32)
+
+
+def load_onnx_classifier(
+    folder: Path, *, quantize: str | None = None, device: str | None = None
+) -> OnnxClassifier:
+    """Load an exported classifier folder for ONNX Runtime.
+
+    Raises:
+        ModelError: not a classifier export, the int8 graph is missing, or no ONNX Runtime.
+    """
+    from transformers import AutoConfig
+
+    from bertkit.models import load_tokenizer
+    from bertkit.recipe.loading import load_recipe
+    from bertkit.tasks import task_of
+    from bertkit.tasks.classification import TASK
+
+    task = task_of(folder)
+    if task is not TASK:
+        raise ModelError(
+            f"{folder}: a {task.name} model's export, not a text classifier's",
+            hint=f'predict with it as such: bertkit predict --backend onnx --model {folder} "{task.example}"',
+        )
+    session = open_session(graph_file(folder, quantize), device)
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    tokenizer = load_tokenizer(str(folder))
+    saved = getattr(config, CONFIG_KEY, None) or {}
+    limit = min(tokenizer.model_max_length or _DEFAULT_MAX_LENGTH, _DEFAULT_MAX_LENGTH)
+    run = run_of(folder)
+    recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
+    return OnnxClassifier(
+        model=session,
+        tokenizer=tokenizer,
+        labels=labels_from_config(config, separator=saved.get("separator")),
+        threshold=float(saved.get("threshold", 0.5)),
+        max_length=int(saved.get("max_length", limit)),
+        pair=saved.get("text_pair"),
+        source=folder,
+        device="cuda" if "CUDAExecutionProvider" in session.get_providers()[:1] else "cpu",
+        run=run,
+        recipe=recipe,
+        input_names=tuple(i.name for i in session.get_inputs()),
+        quantized=quantize is not None,
+    )
+
+
+def describe_backend(classifier: Classifier) -> str:
+    """How a classifier runs, for messages: `torch on cpu`, `onnx int8 on cpu`, ..."""
+    if isinstance(classifier, OnnxClassifier):
+        return f"onnx{' int8' if classifier.quantized else ''} on {classifier.device}"
+    modules = getattr(classifier.model, "modules", None)
+    quantized = modules is not None and any(".quantized." in type(m).__module__ for m in modules())
+    return f"torch{' int8' if quantized else ''} on {classifier.device}"

@@ -1,0 +1,106 @@
+"""The masked-LM recipe: corpus, masking and sequences, a model from scratch, a new tokenizer."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from bertkit.recipe.base import DataSection, ModelSection, RecipeBase, Section
+
+
+class MlmModel(ModelSection):
+    """The model section of a masked-LM recipe: continue a model, or build one from scratch."""
+
+    init: Literal["pretrained", "scratch"] = Field(
+        "pretrained",
+        description="`pretrained` loads the weights of `model.name`; `scratch` builds a new BERT.",
+    )
+    size: Literal["tiny", "mini", "small", "medium", "base"] | None = Field(
+        None,
+        description="With `init: scratch`, a BERT miniature size preset (Turc et al. 2019).",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="With `init: scratch`, BertConfig fields that override the size preset.",
+    )
+
+
+class MlmData(DataSection):
+    text: str = Field(
+        "text", description="The text column of CSV/JSONL/Parquet corpora (plain text has none)."
+    )
+
+    @property
+    def text_columns(self) -> list[str]:
+        return [self.text]
+
+
+class MlmSection(Section):
+    objective: Literal["mlm", "mlm+nsp"] = Field(
+        "mlm", description="`mlm` masked-LM only; `mlm+nsp` adds next-sentence prediction."
+    )
+    probability: float = Field(
+        0.15, gt=0, lt=1, description="Share of tokens selected for masking (80/10/10 replacement)."
+    )
+    whole_word: bool = Field(
+        False, description="Mask all sub-tokens of a word together (whole-word masking)."
+    )
+    documents: Literal["lines", "paragraphs"] = Field(
+        "lines",
+        description="In plain-text corpora, a document is each non-empty line (`lines`) or each "
+        "blank-line separated paragraph (`paragraphs`).",
+    )
+    word_segmentation: Literal["tokenizer", "whitespace"] = Field(
+        "tokenizer",
+        description="How whole-word masking finds words: `tokenizer` (WordPiece `##` pieces join "
+        "their word; each Chinese character is a word) or `whitespace` (the corpus is "
+        "pre-segmented with spaces, e.g. Chinese words from a segmenter).",
+    )
+    sequences: Literal["packing", "line_by_line"] = Field(
+        "packing",
+        description="`packing` concatenates documents into full blocks (no padding waste); "
+        "`line_by_line` keeps one line per sequence.",
+    )
+
+
+class TokenizerSection(Section):
+    train: bool = Field(False, description="Train a new WordPiece tokenizer on the corpus first.")
+    vocab_size: int = Field(30522, ge=100, description="Vocabulary size of a trained tokenizer.")
+    lowercase: bool = Field(True, description="Lowercase and strip accents (an uncased tokenizer).")
+    min_frequency: int = Field(2, ge=1, description="Drop tokens seen fewer times than this.")
+
+
+class MlmRecipe(RecipeBase):
+    """Masked-LM pretraining: continue a BERT on your text, or train one from scratch."""
+
+    task: Literal["mlm"] = Field(description="`mlm` does masked-LM pretraining.")
+    model: MlmModel = Field(description="The model to start from, or how to build one.")
+    data: MlmData = Field(default_factory=MlmData, description="The corpus.")
+    mlm: MlmSection = Field(default_factory=MlmSection, description="Masking and sequences.")
+    tokenizer: TokenizerSection = Field(
+        default_factory=TokenizerSection, description="Tokenizer training (from scratch)."
+    )
+
+    @property
+    def needs_model_name(self) -> bool:
+        return self.model.init != "scratch"
+
+    def cross_field_problems(self) -> list[tuple[str, str]]:
+        problems = super().cross_field_problems()
+        model = self.model
+        if model.init == "scratch" and model.size is None and not model.config:
+            problems.append(("model.size", "`init: scratch` needs a size preset or model.config"))
+        if model.init == "scratch" and not (self.tokenizer.train or model.tokenizer or model.name):
+            problems.append(
+                (
+                    "tokenizer.train",
+                    "a model from scratch needs a tokenizer: `tokenizer.train: true`, "
+                    "or an existing one in model.tokenizer",
+                )
+            )
+        if self.tokenizer.train and model.init != "scratch":
+            problems.append(("tokenizer.train", "a new tokenizer only fits a model trained from scratch"))
+        if model.init != "scratch" and (model.size or model.config):
+            problems.append(("model.size", "size and config apply only with `model.init: scratch`"))
+        return problems
