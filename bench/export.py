@@ -144,7 +144,7 @@ def run(
     import transformers
     from transformers import pipeline
 
-    from bertkit.export.onnx import export_model
+    from bertkit.export.run import export_model
     from bertkit.tasks.classification.backends import load_backend_classifier
 
     transformers.utils.logging.set_verbosity_error()

@@ -14,8 +14,8 @@ pytest.importorskip("onnxscript")
 onnx = pytest.importorskip("onnx")
 
 from bertkit.errors import ModelError, UsageError  # noqa: E402
-from bertkit.export.onnx import export_model  # noqa: E402
 from bertkit.export.parity import BUILTIN_TEXTS, Tolerances, judge, raise_on_failure  # noqa: E402
+from bertkit.export.run import export_model  # noqa: E402
 from bertkit.export.runtime import EXPORT_INFO, INT8_FILE, MODEL_FILE  # noqa: E402 - after the skips
 from bertkit.tasks.classification.backends import OnnxClassifier, load_backend_classifier  # noqa: E402
 from bertkit.tasks.classification.parity import sample_accuracy, sample_texts  # noqa: E402
@@ -325,7 +325,8 @@ def test_an_int8_graph_below_the_agreement_limit_fails(
     standard_export, classifier_dir, monkeypatch, tmp_path
 ):
     _reuse_graph(monkeypatch, standard_export)
-    monkeypatch.setattr("bertkit.tasks.classification.export.prediction_agreement", lambda *args: (0.9, "labels"))
+    agreement = "bertkit.tasks.classification.export.prediction_agreement"
+    monkeypatch.setattr(agreement, lambda *args: (0.9, "labels"))
     target = tmp_path / "onnx"
     with pytest.raises(ModelError) as caught:
         export_model(classifier_dir, output=target, quantize="int8")
@@ -407,7 +408,8 @@ def test_export_reports_accuracy_on_labelled_sample_texts(
     standard_export, classifier_dir, tiny_sentiment_files, monkeypatch, tmp_path, run_cli
 ):
     _reuse_graph(monkeypatch, standard_export)
-    monkeypatch.setattr("bertkit.tasks.classification.export.prediction_agreement", lambda *args: (0.5, "labels"))
+    agreement = "bertkit.tasks.classification.export.prediction_agreement"
+    monkeypatch.setattr(agreement, lambda *args: (0.5, "labels"))
     target = tmp_path / "onnx"
     data = tiny_sentiment_files / "validation.csv"
     result = run_cli("export", "--model", classifier_dir, "-o", target, "--quantize", "int8", "--data", data)

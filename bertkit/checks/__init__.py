@@ -22,11 +22,14 @@ from bertkit.recipe.base import RecipeBase as Recipe
 __all__ = ["CheckReport", "Finding", "SplitStats", "TokenStats", "check_recipe", "raise_for_errors"]
 
 
-def check_recipe(recipe: Recipe, *, limit: int | None = None, tokenizer: Any = None) -> CheckReport:
+def check_recipe(
+    recipe: Recipe, task: Any = None, *, limit: int | None = None, tokenizer: Any = None
+) -> CheckReport:
     """Read the data a recipe points to and report every problem found, without raising.
 
     Args:
         recipe: a validated recipe.
+        task: its task, which checks its data; default the registry's for `recipe.task`.
         limit: check only the first N rows of each split (default: data.limit).
         tokenizer: the tokenizer to measure token lengths with; default the recipe's
             (`model.tokenizer` or `model.name`), loaded here.
@@ -34,9 +37,10 @@ def check_recipe(recipe: Recipe, *, limit: int | None = None, tokenizer: Any = N
     Returns:
         A CheckReport; `report.ok` is False when training would fail or be meaningless.
     """
-    from bertkit.tasks import get_task
+    if task is None:
+        from bertkit.tasks import get_task
 
-    task = get_task(recipe.task)
+        task = get_task(recipe.task)
     report = CheckReport(
         task=recipe.task,
         recipe=str(recipe.source) if recipe.source else recipe.run_name,

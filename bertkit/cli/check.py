@@ -98,31 +98,48 @@ def render_report(report: CheckReport) -> None:
 
 
 def _table(report: CheckReport, title: str) -> Table:
+    """One row per split; a column only where some split has the figure (tasks differ).
+
+    The labels go on a line of their own under the table (`_source_line`): as a column
+    they are the widest cell, and a narrow terminal would drop them.
+    """
     from rich import box
     from rich.table import Table
 
-    corpus = report.task == "mlm"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    if corpus:
-        columns = ["split", "documents", "dups", "in train", "tokens", "sequences", "truncated"]
-    else:
-        # The labels go on a line of their own under the table (`_source_line`): as a
-        # column they are the widest cell, and a narrow terminal would drop them.
-        columns = ["split", "rows", "empty", "dups", "in train", "tokens p50/p90/max", "truncated"]
-    for name in columns:
-        table.add_column(name, justify="left" if name == "split" else "right", no_wrap=True)
-    for stats in report.splits.values():
+    splits = list(report.splits.values())
+    sequences = any(stats.sequences for stats in splits)
+
+    def lengths(stats: SplitStats) -> str:
         tokens = stats.tokens
-        truncated = "" if tokens is None else _share(tokens.truncated, tokens.truncated_share)
-        cells = [stats.split, f"{stats.used:,}"]
-        if corpus:
-            seq = stats.sequences or {}
-            cells += [_n(stats.duplicates), _n(stats.in_train), _n(seq.get("corpus_tokens"))]
-            cells += [_n(seq.get("sequences")), truncated]
-        else:
-            cells += [_n(stats.empty_texts), _n(stats.duplicates), _n(stats.in_train)]
-            cells += ["" if tokens is None else f"{tokens.p50}/{tokens.p90}/{tokens.max}", truncated]
-        table.add_row(*cells)
+        return "" if tokens is None else f"{tokens.p50}/{tokens.p90}/{tokens.max}"
+
+    def truncated(stats: SplitStats) -> str:
+        tokens = stats.tokens
+        return "" if tokens is None else _share(tokens.truncated, tokens.truncated_share)
+
+    candidates = [
+        ("split", lambda stats: stats.split),
+        (f"{report.unit}s", lambda stats: f"{stats.used:,}"),
+        ("empty", lambda stats: _n(stats.empty_texts)),
+        ("dups", lambda stats: _n(stats.duplicates)),
+        ("in train", lambda stats: _n(stats.in_train)),
+        ("tokens", lambda stats: _n((stats.sequences or {}).get("corpus_tokens"))),
+        ("sequences", lambda stats: _n((stats.sequences or {}).get("sequences"))),
+        ("tokens p50/p90/max", lengths),
+        ("truncated", truncated),
+    ]
+    shown = [
+        (name, cell)
+        for name, cell in candidates
+        if name in ("split", f"{report.unit}s")
+        or (name == "tokens p50/p90/max" and not sequences and any(cell(s) for s in splits))
+        or (name != "tokens p50/p90/max" and any(cell(s) for s in splits))
+    ]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, _ in shown:
+        table.add_column(name, justify="left" if name == "split" else "right", no_wrap=True)
+    for stats in splits:
+        table.add_row(*(cell(stats) for _, cell in shown))
     return table
 
 

@@ -93,7 +93,7 @@ def export(
     import json
 
     from bertkit.console import note
-    from bertkit.export.onnx import export_model
+    from bertkit.export.run import export_model
 
     result = export_model(
         model,
@@ -157,5 +157,5 @@ def _report(result) -> None:
         )
     err.print(f"checked on {result.sample}; {result.seconds:.1f}s")
     quantized = " --quantize int8" if "int8" in result.files else ""
-    example = "a [MASK] day" if result.kind == "masked-lm" else "some text"
+    example = result.example
     err.print(f'next: bertkit predict --backend onnx{quantized} --model {result.folder} "{example}"')

@@ -127,5 +127,7 @@ def copy(
     out.print(f"wrote {target}")
     for extra in written[1:]:
         out.print(f"  + {extra}")
-    command = "pretrain" if recipe_summary(target)[0] == "mlm" else "finetune"
-    out.print(f"run it: bertkit {command} --recipe {target}")
+    from bertkit.tasks import TASKS
+
+    task = TASKS.get(recipe_summary(target)[0])
+    out.print(f"run it: bertkit {task.command if task else 'finetune'} --recipe {target}")

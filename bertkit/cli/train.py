@@ -143,7 +143,10 @@ def render_result(result) -> None:
     out.print(_training_line(train))
     out.print(f"model: {result.run.model_dir}")
     # Name the run: `runs/latest` is another run's when output.root is not the default.
-    example = "a [MASK] day" if result.run.info().get("task") == "mlm" else "some text"
+    from bertkit.tasks import TASKS
+
+    task = TASKS.get(result.run.info().get("task", ""))
+    example = task.example if task else "some text"
     run = result.run.path
     out.print(f'next:  bertkit eval --model {run}    |    bertkit predict --model {run} "{example}"')
 

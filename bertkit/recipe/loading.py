@@ -18,7 +18,6 @@ from pydantic import BaseModel, ValidationError
 from bertkit.errors import RecipeError
 from bertkit.recipe.base import RecipeBase
 from bertkit.recipe.bundled import bundled_names, bundled_path
-from bertkit.recipe.schema import RECIPES, Recipe, schema_keys
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Keys whose values are local paths that resolve against the recipe's folder.
@@ -189,12 +188,16 @@ def find_recipe(ref: str | Path) -> Path:
     )
 
 
-def load_recipe(ref: str | Path, overrides: Iterable[str] = ()) -> Recipe:
+def load_recipe(
+    ref: str | Path, overrides: Iterable[str] = (), *, recipes: Mapping[str, type[RecipeBase]]
+) -> RecipeBase:
     """Load, override and validate a recipe from a path or bundled name.
 
     Args:
         ref: a YAML file path, or a bundled recipe name such as `quickstart`.
         overrides: `key=value` strings, applied in order after the file.
+        recipes: task name -> recipe class: the tasks the recipe may be for
+            (`bertkit.recipe.schema.RECIPES` for every task bertkit has).
 
     Raises:
         RecipeError: listing every problem, with file, line and key.
@@ -215,22 +218,24 @@ def load_recipe(ref: str | Path, overrides: Iterable[str] = ()) -> Recipe:
         )
     origins = {key: f"{path}:{line}" for key, line in lines.items()}
     _resolve_paths(raw, path.parent)
-    return recipe_from_dict(raw, overrides, origins=origins, source=path, label=str(path))
+    return recipe_from_dict(raw, overrides, recipes=recipes, origins=origins, source=path, label=str(path))
 
 
 def recipe_from_dict(
     raw: Mapping[str, Any],
     overrides: Iterable[str] = (),
     *,
+    recipes: Mapping[str, type[RecipeBase]],
     origins: Mapping[str, str] | None = None,
     source: Path | None = None,
     label: str = "recipe",
-) -> Recipe:
+) -> RecipeBase:
     """Apply overrides to a recipe mapping and validate it.
 
     Args:
         raw: the recipe as plain data (already path-resolved).
         overrides: `key=value` strings.
+        recipes: task name -> recipe class (see `load_recipe`).
         origins: dotted key -> "file:line", for error messages.
         source: the recipe file, if any; recorded on the returned recipe.
         label: what to call the recipe in messages when a key has no origin.
@@ -253,13 +258,13 @@ def recipe_from_dict(
         where[key] = f"--set {item}"
         _record_override_children(value, key, item, where)
 
-    model, task_problem = _recipe_class(data, where, label)
-    _drop_foreign_defaults(data, model)
+    model, task_problem = _recipe_class(data, where, label, recipes)
+    _drop_foreign_defaults(data, model, recipes)
     problems = [task_problem] if task_problem else []
     try:
         recipe = model.model_validate({**data, "task": model.model_fields["task"].annotation.__args__[0]})
     except ValidationError as exc:
-        problems += _describe_errors(exc, data, where, label, model)
+        problems += _describe_errors(exc, data, where, label, model, recipes)
     if problems:
         raise RecipeError(
             f"{label}: {len(problems)} problem{'s' if len(problems) > 1 else ''} in the recipe",
@@ -279,7 +284,7 @@ def recipe_from_dict(
 
 
 def _recipe_class(
-    data: dict[str, Any], where: Mapping[str, str], label: str
+    data: dict[str, Any], where: Mapping[str, str], label: str, recipes: Mapping[str, type[RecipeBase]]
 ) -> tuple[type[RecipeBase], str | None]:
     """The recipe class of the recipe's `task`, and the problem with `task`, if any.
 
@@ -287,21 +292,21 @@ def _recipe_class(
     checked (against the nearest task, else the first), so every problem shows at once.
     """
     task = data.get("task")
-    if isinstance(task, str) and task in RECIPES:
-        return RECIPES[task], None
-    tasks = ", ".join(RECIPES)
-    close = difflib.get_close_matches(str(task), list(RECIPES), n=1) if task is not None else []
+    if isinstance(task, str) and task in recipes:
+        return recipes[task], None
+    tasks = ", ".join(recipes)
+    close = difflib.get_close_matches(str(task), list(recipes), n=1) if task is not None else []
     if task is None:
         message = f"required key is missing; tasks: {tasks}"
     else:
         message = f"unknown task {task!r}" + (
             f"; did you mean `{close[0]}`?" if close else f"; tasks: {tasks}"
         )
-    model = RECIPES[close[0]] if close else next(iter(RECIPES.values()))
+    model = recipes[close[0]] if close else next(iter(recipes.values()))
     return model, f"{_where('task', where, label)}: task: {message}"
 
 
-def dump_recipe(recipe: Recipe) -> str:
+def dump_recipe(recipe: RecipeBase) -> str:
     """The recipe as YAML, every default written out, so it reruns as is."""
     data = recipe.model_dump(mode="json", exclude_none=True)
     if data.get("name") is None:
@@ -381,14 +386,21 @@ def _where(key: str, where: Mapping[str, str], label: str) -> str:
 
 
 def _describe_errors(
-    exc: ValidationError, data: dict[str, Any], where: Mapping[str, str], label: str, model: type[RecipeBase]
+    exc: ValidationError,
+    data: dict[str, Any],
+    where: Mapping[str, str],
+    label: str,
+    model: type[RecipeBase],
+    recipes: Mapping[str, type[RecipeBase]],
 ) -> list[str]:
     valid = set(schema_keys(model))
     by_key: dict[str, list[str]] = {}
     for error in exc.errors():
         key = _dotted(error["loc"])
         if error["type"] == "extra_forbidden":
-            message = _elsewhere(key, model) or f"unknown key{_suggestion(key, error.get('input'), valid)}"
+            message = (
+                _elsewhere(key, model, recipes) or f"unknown key{_suggestion(key, error.get('input'), valid)}"
+            )
         elif error["type"] == "missing":
             message = "required key is missing"
         else:
@@ -413,7 +425,9 @@ def _describe_errors(
     return [f"{origin}: {key}: {message}" for origin, key, message in problems]
 
 
-def _drop_foreign_defaults(data: dict[str, Any], model: type[RecipeBase]) -> None:
+def _drop_foreign_defaults(
+    data: dict[str, Any], model: type[RecipeBase], recipes: Mapping[str, type[RecipeBase]]
+) -> None:
     """Remove sections and keys of other tasks that hold only their defaults.
 
     Recipes written before each task declared its own sections (bertkit 0.1 wrote
@@ -429,15 +443,17 @@ def _drop_foreign_defaults(data: dict[str, Any], model: type[RecipeBase]) -> Non
                 section = _section_class(model.model_fields[name].annotation)
                 if section is not None:
                     for key in [k for k in value if isinstance(k, str) and k not in section.model_fields]:
-                        if _is_foreign_default(f"{name}.{key}", value[key], model):
+                        if _is_foreign_default(f"{name}.{key}", value[key], model, recipes):
                             del value[key]
-        elif _is_foreign_default(name, value, model):
+        elif _is_foreign_default(name, value, model, recipes):
             del data[name]
 
 
-def _is_foreign_default(key: str, value: Any, model: type[RecipeBase]) -> bool:
+def _is_foreign_default(
+    key: str, value: Any, model: type[RecipeBase], recipes: Mapping[str, type[RecipeBase]]
+) -> bool:
     """Whether another task's recipe has `key` and `value` is (within) its default."""
-    for other in RECIPES.values():
+    for other in recipes.values():
         if other is model:
             continue
         default = _default_of(other, key.split("."))
@@ -475,10 +491,10 @@ def _section_class(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _elsewhere(key: str, model: type[RecipeBase]) -> str | None:
+def _elsewhere(key: str, model: type[RecipeBase], recipes: Mapping[str, type[RecipeBase]]) -> str | None:
     """`applies to task X` for a key that another task's recipe has, else None."""
     task = model.model_fields["task"].annotation.__args__[0]
-    owners = [name for name, other in RECIPES.items() if name != task and key in schema_keys(other)]
+    owners = [name for name, other in recipes.items() if name != task and key in schema_keys(other)]
     if not owners:
         return None
     tasks = " or ".join(f"`task: {name}`" for name in owners)
@@ -532,3 +548,50 @@ def _tidy(message: str) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def schema_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every valid dotted key of a recipe class (sections and leaves), for typo hints."""
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        section = _section_class(field.annotation)
+        if section is not None:
+            keys.extend(schema_keys(section, dotted + "."))
+    return sorted(set(keys))
+
+
+def read_run_recipe(path: Path, model: type[RecipeBase]) -> RecipeBase:
+    """The recipe a run directory records, read for what applies to its task.
+
+    It is a record the run wrote, not a recipe being written: keys its task's recipe
+    does not have (bertkit 0.1 recorded every task's sections) are left out rather
+    than refused, so runs written by any version still evaluate and predict.
+
+    Raises:
+        RecipeError: the file cannot be read, or its task's settings are invalid.
+    """
+    try:
+        raw, lines = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read the run's recipe: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: the run's recipe is not a YAML mapping", hint="check the run directory")
+    name = model.model_fields["task"].annotation.__args__[0]
+    data = _kept(raw, model)
+    origins = {key: f"{path}:{line}" for key, line in lines.items()}
+    recipe = recipe_from_dict(data, recipes={name: model}, origins=origins, source=path, label=str(path))
+    return recipe
+
+
+def _kept(value: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """`value` without the keys `model` (a recipe class or section) does not have."""
+    kept = {}
+    for key, item in value.items():
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            continue
+        section = _section_class(field.annotation)
+        kept[key] = _kept(item, section) if section is not None and isinstance(item, dict) else item
+    return kept

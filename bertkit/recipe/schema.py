@@ -2,17 +2,22 @@
 
 Each task's recipe class lives in its package (bertkit/tasks/<task>/recipe.py) and
 declares only the sections that apply to it; the shared ones are in
-bertkit.recipe.base. This module, like both, imports only pydantic and the task
+bertkit.recipe.base. Here they come together, from the task registry, for the
+commands that read recipes of any task. Like both, this imports only pydantic and the
 registry's light modules, so the CLI stays fast.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+import bertkit.recipe.loading as loading
 from bertkit.recipe.base import RecipeBase
+from bertkit.recipe.loading import schema_keys
 from bertkit.tasks import TASKS
 
 RECIPES: dict[str, type[RecipeBase]] = {name: task.recipe for name, task in TASKS.items()}
@@ -20,23 +25,23 @@ RECIPES: dict[str, type[RecipeBase]] = {name: task.recipe for name, task in TASK
 # For annotations and pydantic: any task's recipe, chosen by its `task` field.
 Recipe = Annotated[Union[tuple(RECIPES.values())], Field(discriminator="task")]  # noqa: UP007
 
-
-def schema_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
-    """Every valid dotted key of a recipe class (sections and leaves), for typo hints."""
-    keys: list[str] = []
-    for name, field in model.model_fields.items():
-        dotted = f"{prefix}{name}"
-        keys.append(dotted)
-        for sub in _sub_models(field.annotation):
-            keys.extend(schema_keys(sub, dotted + "."))
-    return sorted(set(keys))
+__all__ = ["RECIPES", "Recipe", "load_recipe", "recipe_from_dict", "schema_keys"]
 
 
-def _sub_models(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [
-        arg
-        for arg in getattr(annotation, "__args__", ())
-        if isinstance(arg, type) and issubclass(arg, BaseModel)
-    ]
+def load_recipe(ref: str | Path, overrides: Iterable[str] = ()) -> RecipeBase:
+    """Load, override and validate a recipe of any task (see `bertkit.recipe.loading.load_recipe`)."""
+    return loading.load_recipe(ref, overrides, recipes=RECIPES)
+
+
+def recipe_from_dict(
+    raw: Mapping[str, Any],
+    overrides: Iterable[str] = (),
+    *,
+    origins: Mapping[str, str] | None = None,
+    source: Path | None = None,
+    label: str = "recipe",
+) -> RecipeBase:
+    """Validate a recipe mapping of any task (see `bertkit.recipe.loading.recipe_from_dict`)."""
+    return loading.recipe_from_dict(
+        raw, overrides, recipes=RECIPES, origins=origins, source=source, label=label
+    )

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from bertkit.errors import ModelError
-from bertkit.tasks.base import Task
+from bertkit.tasks.base import CONFIG_KEY, Task
 from bertkit.tasks.classification import TASK as CLASSIFICATION
 from bertkit.tasks.mlm import TASK as MLM
 
@@ -19,8 +19,6 @@ TASKS: dict[str, Task] = {
     "classification": CLASSIFICATION,
     "mlm": MLM,
 }
-
-CONFIG_KEY = "bertkit"  # the section of a model's config.json that bertkit writes
 
 
 def get_task(name: str) -> Task:
@@ -41,7 +39,7 @@ def task_of(folder: Path) -> Task:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{folder}: cannot read config.json: {exc}", hint="check the model folder") from None
-    recorded = (config.get(CONFIG_KEY) or {}).get("task")
+    recorded = (config.get(CONFIG_KEY) or {}).get("task")  # see base.recorded_task
     if recorded in TASKS:
         return TASKS[recorded]
     architectures = config.get("architectures") or []

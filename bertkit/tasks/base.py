@@ -192,3 +192,18 @@ class Task:
     ) -> Any:
         """Write the ONNX graphs of a model into `tmp` and check them against it (an ExportResult)."""
         raise NotImplementedError
+
+
+CONFIG_KEY = "bertkit"  # the section of a model's config.json that bertkit writes
+
+
+def recorded_task(folder: Path) -> str | None:
+    """The task bertkit recorded in a model folder's config.json, if any (no imports, no errors)."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    section = config.get(CONFIG_KEY) if isinstance(config, dict) else None
+    return section.get("task") if isinstance(section, dict) else None

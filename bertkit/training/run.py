@@ -21,7 +21,6 @@ from bertkit.training.distributed import join_processes, local_main_first
 from bertkit.training.runner import (
     TrainingResult,
     cleanup_on_failure,
-    preflight,
     quiet_libraries,
     save_model,
     start_run,
@@ -61,7 +60,7 @@ def train_recipe(
     quiet_libraries()
     task = get_task(recipe.task)
     tokenizer = task.load_tokenizer(recipe)
-    preflight(recipe, tokenizer)
+    preflight(recipe, task, tokenizer)
     data = task.read(recipe)
     placement = resolve_placement(recipe.train.precision, device, recipe.train.tf32)
     join_processes(placement.device)
@@ -189,3 +188,19 @@ def _trainer(
         callbacks=callbacks,
         micro_batches=micro_batch_splits(settings, placement.device),
     )
+
+
+def preflight(recipe: RecipeBase, task: Any, tokenizer: Any) -> None:
+    """Check the recipe's data before any compute: warnings printed, errors raised, all at once.
+
+    Raises:
+        BertkitError: every problem that would make training fail or meaningless.
+    """
+    from bertkit.checks import check_recipe, raise_for_errors
+    from bertkit.console import warn
+
+    report = check_recipe(recipe, task, tokenizer=tokenizer)
+    for finding in report.warnings:
+        if finding.code != "trust_remote_code":  # loading the tokenizer said so already
+            warn(finding.message + (f" ({finding.hint})" if finding.hint else ""))
+    raise_for_errors(report)

@@ -353,22 +353,6 @@ def save_model(trainer: Any, run: RunDirectory) -> Path:
     return staging
 
 
-def preflight(recipe: Recipe, tokenizer: Any) -> None:
-    """Check the recipe's data before any compute: warnings printed, errors raised, all at once.
-
-    Raises:
-        BertkitError: every problem that would make training fail or meaningless.
-    """
-    from bertkit.checks import check_recipe, raise_for_errors
-    from bertkit.console import warn
-
-    report = check_recipe(recipe, tokenizer=tokenizer)
-    for finding in report.warnings:
-        if finding.code != "trust_remote_code":  # loading the tokenizer said so already
-            warn(finding.message + (f" ({finding.hint})" if finding.hint else ""))
-    raise_for_errors(report)
-
-
 def strip_prefix(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
     """Trainer metrics without their split prefix (`eval_loss` -> `loss`), numbers only."""
     return {k.removeprefix(prefix): float(v) for k, v in metrics.items() if isinstance(v, int | float)}

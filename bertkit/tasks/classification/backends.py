@@ -26,6 +26,7 @@ from bertkit.export.runtime import (
 from bertkit.tasks.classification.inference import CONFIG_KEY, Classifier, labels_from_config
 
 _DEFAULT_MAX_LENGTH = 512
+CLASSIFIER = "ForSequenceClassification"  # the architecture of a classifier bertkit did not record
 
 
 def load_backend_classifier(
@@ -81,23 +82,26 @@ def load_onnx_classifier(
     from transformers import AutoConfig
 
     from bertkit.models import load_tokenizer
-    from bertkit.recipe.loading import load_recipe
-    from bertkit.tasks import task_of
-    from bertkit.tasks.classification import TASK
+    from bertkit.tasks.base import recorded_task
+    from bertkit.tasks.classification.recipe import read_run_recipe
 
-    task = task_of(folder)
-    if task is not TASK:
+    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+    architectures = getattr(config, "architectures", None) or []
+    task = recorded_task(folder) or (
+        "classification" if any(a.endswith(CLASSIFIER) for a in architectures) else None
+    )
+    if task != "classification":
+        task = task or (architectures[0] if architectures else "bare encoder")
         raise ModelError(
-            f"{folder}: a {task.name} model's export, not a text classifier's",
-            hint=f'predict with it as such: bertkit predict --backend onnx --model {folder} "{task.example}"',
+            f"{folder}: the export of a {task} model, not of a text classifier",
+            hint=f"give it to `bertkit predict --backend onnx --model {folder}` as the {task} model it is",
         )
     session = open_session(graph_file(folder, quantize), device)
-    config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     tokenizer = load_tokenizer(str(folder))
     saved = getattr(config, CONFIG_KEY, None) or {}
     limit = min(tokenizer.model_max_length or _DEFAULT_MAX_LENGTH, _DEFAULT_MAX_LENGTH)
     run = run_of(folder)
-    recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
+    recipe = read_run_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
     return OnnxClassifier(
         model=session,
         tokenizer=tokenizer,

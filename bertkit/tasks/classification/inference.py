@@ -143,7 +143,7 @@ def load_classifier(
 
     from bertkit.devices import detect_device, hardware, inference_precision
     from bertkit.models import ModelRef, load_model, load_tokenizer
-    from bertkit.recipe.loading import load_recipe
+    from bertkit.tasks.classification.recipe import read_run_recipe
 
     folder, run = find_model_dir(model, root)
     config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
@@ -161,7 +161,7 @@ def load_classifier(
     precision = inference_precision(precision, hardware(device))
     classifier_model.to(device).eval()
 
-    recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
+    recipe = read_run_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
     saved = getattr(config, CONFIG_KEY, None) or {}
     labels = labels_from_config(config, separator=saved.get("separator"))
     limit = min(tokenizer.model_max_length or _DEFAULT_MAX_LENGTH, _DEFAULT_MAX_LENGTH)
@@ -192,9 +192,9 @@ def use_half_precision(classifier: Classifier, precision: str) -> None:
     """
     import torch
 
+    import bertkit.tasks.classification.parity as parity
     from bertkit.console import note, warn
     from bertkit.export.parity import HALF_SAMPLE_TEXTS, Tolerances, judge
-    from bertkit.tasks.classification import parity
 
     sample = parity.sample_texts(
         classifier.recipe, None, classifier.pair, HALF_SAMPLE_TEXTS, classifier.labels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -65,3 +66,10 @@ class ClassificationRecipe(RecipeBase):
     data: ClassificationData = Field(default_factory=ClassificationData, description="Data and columns.")
     labels: LabelsSection = Field(default_factory=LabelsSection, description="Label handling.")
     train: ClassificationTrain = Field(default_factory=ClassificationTrain, description="Optimisation.")
+
+
+def read_run_recipe(path: Path) -> ClassificationRecipe:
+    """The recipe a run of this task was trained with (its recipe.yaml)."""
+    from bertkit.recipe.loading import read_run_recipe as read
+
+    return read(path, ClassificationRecipe)  # type: ignore[return-value]

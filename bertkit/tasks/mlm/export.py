@@ -26,11 +26,11 @@ def export_checks(
     limits: Tolerances,
     step: Callable[[str], None],
 ) -> ExportResult:
-    from bertkit.recipe.loading import load_recipe
     from bertkit.tasks.mlm.inference import load_masked_lm
+    from bertkit.tasks.mlm.recipe import read_run_recipe
 
     original = load_masked_lm(folder if run is None else run.path, device="cpu")
-    recipe = load_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
+    recipe = read_run_recipe(run.recipe_file) if run is not None and run.recipe_file.is_file() else None
     texts, where = sample_texts(recipe, data)
     info = write_graphs(original.model, original.tokenizer, folder, tmp, quantize, optimize, False, step)
     step(f"checking the export on {len(texts)} texts ({where})")

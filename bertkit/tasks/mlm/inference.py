@@ -122,16 +122,16 @@ def evaluate_masked_lm(
         device: cpu, cuda or mps.
     """
     from bertkit.files import check_writable_folder
-    from bertkit.recipe.loading import load_recipe
     from bertkit.tasks.mlm.corpus import build_sequences, load_corpus
     from bertkit.tasks.mlm.masking import MlmCollator, premask
+    from bertkit.tasks.mlm.recipe import read_run_recipe
     from bertkit.training.runner import quiet_libraries
 
     quiet_libraries()
     if output is not None:
         check_writable_folder(output, "--output")
     mlm = load_masked_lm(model, root=root, device=device)
-    recipe = load_recipe(mlm.run.recipe_file) if mlm.run and mlm.run.recipe_file.is_file() else None
+    recipe = read_run_recipe(mlm.run.recipe_file) if mlm.run and mlm.run.recipe_file.is_file() else None
     settings = recipe.mlm if recipe else MlmSection()
     columns = recipe.data if recipe else DataSection()
     source = _source(recipe.data if recipe else None, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -104,3 +105,10 @@ class MlmRecipe(RecipeBase):
         if model.init != "scratch" and (model.size or model.config):
             problems.append(("model.size", "size and config apply only with `model.init: scratch`"))
         return problems
+
+
+def read_run_recipe(path: Path) -> MlmRecipe:
+    """The recipe a run of this task was trained with (its recipe.yaml)."""
+    from bertkit.recipe.loading import read_run_recipe as read
+
+    return read(path, MlmRecipe)  # type: ignore[return-value]
