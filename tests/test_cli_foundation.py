@@ -337,3 +337,16 @@ def test_debug_flag_lets_the_error_propagate(run_cli, tmp_path):
     result = run_cli("--debug", "recipes", "validate", tmp_path / "missing.yaml")
     assert isinstance(result.exception, RecipeError)
     assert "BERTKIT_DEBUG" not in os.environ  # run_cli restores the environment
+
+
+def test_debug_flag_works_after_the_command(run_cli, tmp_path):
+    # Users add --debug at the end when rerunning a failed command.
+    result = run_cli("recipes", "validate", tmp_path / "missing.yaml", "--debug")
+    assert isinstance(result.exception, RecipeError)
+
+
+def test_debug_after_double_dash_is_an_argument(run_cli, tmp_path):
+    result = run_cli("recipes", "validate", "--", "--debug")
+    assert result.exit_code == 2
+    assert "--debug" in result.output
+    assert "BERTKIT_DEBUG" not in os.environ

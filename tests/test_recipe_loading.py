@@ -12,7 +12,7 @@ from bertkit.errors import RecipeError
 from bertkit.recipe import dump_recipe, find_recipe, load_recipe, recipe_from_dict
 from bertkit.recipe.base import RecipeBase
 from bertkit.recipe.bundled import bundled_dir, bundled_names
-from bertkit.recipe.loading import parse_override
+from bertkit.recipe.parsing import parse_override
 
 REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 

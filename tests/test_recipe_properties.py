@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bertkit.errors import RecipeError
 from bertkit.recipe import dump_recipe, load_recipe, recipe_from_dict
 from bertkit.recipe.base import RecipeBase
-from bertkit.recipe.loading import parse_override
+from bertkit.recipe.parsing import parse_override
 from bertkit.recipe.schema import RECIPES, schema_keys
 
 SETTINGS = settings(
@@ -113,7 +113,7 @@ def test_a_valid_recipe_survives_a_dump_and_reload(raw):
         recipe = recipe_from_dict(raw)
     except RecipeError:
         return
-    from bertkit.recipe.loading import _Loader  # the loader recipe files are read with
+    from bertkit.recipe.parsing import _Loader  # the loader recipe files are read with
 
     def reload(text: str):
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader

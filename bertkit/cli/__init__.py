@@ -12,7 +12,6 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,7 +24,7 @@ _DEBUG_ENV = "BERTKIT_DEBUG"
 class _Group(TyperGroup):
     """Turns a BertkitError raised anywhere below into one clear message and exit code."""
 
-    def invoke(self, ctx: click.Context):  # noqa: D102 - click API
+    def invoke(self, ctx: typer.Context):  # noqa: D102 - click API
         try:
             return super().invoke(ctx)
         except BertkitError as exc:
@@ -35,7 +34,16 @@ class _Group(TyperGroup):
                 _report(exc)
             raise typer.Exit(exc.exit_code) from None
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # noqa: D102 - click API
+        # `--debug` works after the command too (`bertkit finetune ... --debug`), where a
+        # user adds it on rerunning a failed command; arguments after `--` are left alone.
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[:end]:
+            os.environ[_DEBUG_ENV] = "1"
+            args = [a for a in args[:end] if a != "--debug"] + args[end:]
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         # Commands in the order a user meets them, not alphabetical.
         return list(self.commands)
 

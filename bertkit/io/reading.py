@@ -8,21 +8,15 @@ on anything it cannot read, rather than merging or dropping rows silently.
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import csv
-import importlib
-import json
-import re
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bertkit.errors import DataError, first_line
+from bertkit.io.formats import delimited_rows, json_records, jsonl_rows, parquet_records, quoted_tsv
+from bertkit.io.text import DECOMPRESSORS, OnError, is_stdin, raise_error, text_lines
 
-_DECOMPRESSORS = {".gz": "gzip", ".bz2": "bz2", ".xz": "lzma"}
 EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -34,9 +28,6 @@ EXTENSIONS = {
     ".txt": "txt",
     ".text": "txt",
 }
-
-# Texts can be long (whole documents); the csv module's default 128 KiB cap is not.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 @dataclass
@@ -83,7 +74,7 @@ def file_format(path: Path, declared: str | None = None) -> str:
     """
     if declared:
         return declared
-    suffixes = [s.lower() for s in path.suffixes if s.lower() not in _DECOMPRESSORS]
+    suffixes = [s.lower() for s in path.suffixes if s.lower() not in DECOMPRESSORS]
     fmt = EXTENSIONS.get(suffixes[-1]) if suffixes else None
     if fmt is None:
         raise DataError(
@@ -170,23 +161,23 @@ def iter_rows(
     elif path.is_dir():
         raise DataError(f"{path}: is a folder, not a data file", hint="name a file")
     fmt = file_format(path, fmt)
-    report = on_error or _raise
+    report = on_error or raise_error
     if fmt in ("csv", "tsv"):
         quoted = fmt == "csv" or (not is_stdin(path) and quoted_tsv(path))
         if fmt == "tsv" and quoted and notes is not None:
             notes.append(f"{path}: fields are in double quotes, as Python's csv module and pandas write TSV")
-        yield from _delimited_rows(path, "\t" if fmt == "tsv" else ",", report, quoted)
+        yield from delimited_rows(path, "\t" if fmt == "tsv" else ",", report, quoted)
     elif fmt == "jsonl":
-        yield from _jsonl_rows(path, report)
+        yield from jsonl_rows(path, report)
     elif fmt == "txt":
-        for number, line in _text_lines(path, report):
+        for number, line in text_lines(path, report):
             text = line.rstrip("\r\n")
             if text.strip() or blank_lines:
                 yield number, {text_column: text}
     elif fmt == "json":
-        yield from ((None, record) for record in _json_records(path))
+        yield from ((None, record) for record in json_records(path))
     else:
-        yield from ((None, record) for record in _parquet_records(path))
+        yield from ((None, record) for record in parquet_records(path))
 
 
 def read_hub(hub: str, split: str, config: str | None = None, revision: str | None = None) -> Table:
@@ -209,268 +200,6 @@ def read_hub(hub: str, split: str, config: str | None = None, revision: str | No
             hint="check the dataset id, config and split, your network, or use a local file",
         ) from exc
     return Table(name, dataset.to_dict())
-
-
-OnError = Callable[[DataError], None]
-
-
-def is_stdin(path: Path) -> bool:
-    """Whether `path` is `-`, the conventional name of standard input."""
-    return str(path) == "-"
-
-
-def _raise(error: DataError) -> None:
-    raise error
-
-
-def _open_binary(path: Path) -> Any:
-    """Open a file for reading bytes, decompressing .gz, .bz2 and .xz files."""
-    module = _DECOMPRESSORS.get(path.suffix.lower())
-    if module is None:
-        return path.open("rb")
-    return importlib.import_module(module).open(path, "rb")
-
-
-def _text_lines(path: Path, report: OnError = _raise) -> Iterator[tuple[int, str]]:
-    """(line number, decoded line with its ending), checking UTF-8 line by line.
-
-    Lines end in LF or CRLF, or in CR alone (old Mac exports), which is recognised
-    from the start of the file. A UTF-16 or UTF-32 file (Excel's "Unicode text") is
-    refused as a whole, with the command that converts it.
-    """
-    with contextlib.nullcontext(sys.stdin.buffer) if is_stdin(path) else _open_binary(path) as handle:
-        start = _peek(handle)
-        _refuse_wide_encodings(path, start)
-        lines = _cr_lines(handle) if b"\r" in start and b"\n" not in start else handle
-        for number, raw in enumerate(lines, start=1):
-            if number == 1:
-                raw = raw.removeprefix(codecs.BOM_UTF8)  # Excel and others write one
-            try:
-                yield number, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                byte, column = raw[exc.start], exc.start + 1
-                report(
-                    DataError(
-                        f"{path}:{number}: not valid UTF-8 (byte {byte:#04x} at column {column})",
-                        hint="re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)",
-                    )
-                )
-
-
-_PEEK = 1 << 16
-_WIDE = {
-    codecs.BOM_UTF32_LE: "UTF-32",
-    codecs.BOM_UTF32_BE: "UTF-32",
-    codecs.BOM_UTF16_LE: "UTF-16",
-    codecs.BOM_UTF16_BE: "UTF-16",
-}
-
-
-def _peek(handle: Any) -> bytes:
-    """The first bytes of a binary handle, without consuming them."""
-    peek = getattr(handle, "peek", None)
-    return peek(_PEEK)[:_PEEK] if peek is not None else b""
-
-
-def _refuse_wide_encodings(path: Path, start: bytes) -> None:
-    encoding = next((name for bom, name in _WIDE.items() if start.startswith(bom)), None)
-    if encoding is None and start.count(b"\x00") > len(start) // 4:
-        encoding = "UTF-16"  # no byte-order mark, but every other byte is zero
-    if encoding is not None:
-        raise DataError(
-            f'{path}: the file is {encoding} (as Excel saves "Unicode text"); bertkit reads UTF-8',
-            hint=f"re-save it as UTF-8, e.g. iconv -f {encoding.lower()} -t utf-8 {path} > "
-            f"{path.stem}.utf8{path.suffix}",
-        )
-
-
-def _cr_lines(handle: Any) -> Iterator[bytes]:
-    """Lines of a file whose lines end in a bare CR, each with its ending."""
-    rest = b""
-    for block in iter(lambda: handle.read(_PEEK), b""):
-        parts = (rest + block).split(b"\r")
-        rest = parts.pop()
-        yield from (part + b"\r" for part in parts)
-    if rest:
-        yield rest
-
-
-# A field the csv module (or pandas) quoted because it holds a quote: "he said ""wow""".
-_QUOTED_FIELD = re.compile(r'^"(?:[^"]|"")*""(?:[^"]|"")*"$')
-_SNIFF_LINES = 1000
-
-
-def quoted_tsv(path: Path) -> bool:
-    """Whether a TSV quotes its fields the way Python's csv module and pandas write them.
-
-    TSVs in the wild (GLUE and most research data) are not quoted and hold bare `"`:
-    reading them with quoting on would merge rows, so TSVs are read unquoted unless
-    their first lines hold a field that only a quoting writer produces (wrapped in
-    quotes, every quote inside doubled).
-    """
-    try:
-        for number, line in _text_lines(path, lambda error: None):
-            if any(_QUOTED_FIELD.match(field) for field in line.rstrip("\r\n").split("\t")):
-                return True
-            if number >= _SNIFF_LINES:
-                break
-    except DataError:
-        return False  # reading it properly says what is wrong
-    return False
-
-
-def _delimited_rows(
-    path: Path, delimiter: str, report: OnError, quoted: bool
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    # CSVs are quoted by convention; TSVs only when they look it (see quoted_tsv).
-    quoting = csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE
-    lines = _RowStarts(_text_lines(path, report))
-    reader = _safe_rows(csv.reader(lines, delimiter=delimiter, quoting=quoting), path, lines)
-    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
-    if header is None:
-        raise DataError(f"{path}: the file is empty", hint="give a header line and data rows")
-    header = [h.strip() for h in header]
-    _check_header(path, header)
-    width = len(header)
-    lines.first = None
-    for row in reader:
-        line, lines.first = lines.first, None
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue  # blank line
-        if len(row) != width:
-            report(
-                DataError(
-                    f"{path}:{line}: expected {width} fields ({', '.join(header)}), found {len(row)}",
-                    hint=_ragged_hint(delimiter),
-                )
-            )
-            continue
-        yield line, dict(zip(header, row, strict=True))
-
-
-def _safe_rows(reader: Iterator[list[str]], path: Path, lines: _RowStarts) -> Iterator[list[str]]:
-    """csv.reader's rows; what it cannot parse becomes a DataError naming the line."""
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise DataError(
-                f"{path}:{lines.first or 1}: cannot read the row: {exc}",
-                hint="check the quoting around that line, or convert the file to JSONL",
-            ) from None
-        yield row
-
-
-class _RowStarts:
-    """Feeds numbered lines to csv.reader and remembers where the current row began.
-
-    A quoted field can span lines and undecodable lines are skipped, so the reader's
-    own line count cannot say which file line a row came from.
-    """
-
-    def __init__(self, numbered: Iterator[tuple[int, str]]) -> None:
-        self.numbered = numbered
-        self.first: int | None = None
-
-    def __iter__(self) -> Iterator[str]:
-        for number, line in self.numbered:
-            if self.first is None:
-                self.first = number
-            yield line
-
-
-def _ragged_hint(delimiter: str) -> str:
-    if delimiter == "\t":
-        return "a text may contain a tab; remove it, or convert the file to JSONL"
-    return 'quote fields that contain commas ("like, this"), or use a TSV or JSONL file'
-
-
-def _check_header(path: Path, header: list[str]) -> None:
-    seen = set()
-    for name in header:
-        if not name:
-            raise DataError(f"{path}:1: the header has an empty column name", hint="name every column")
-        if name in seen:
-            raise DataError(
-                f"{path}:1: column {name!r} appears twice in the header",
-                hint="give every column a distinct name",
-            )
-        seen.add(name)
-
-
-def _jsonl_rows(path: Path, report: OnError) -> Iterator[tuple[int, dict[str, Any]]]:
-    for number, line in _text_lines(path, report):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            report(
-                DataError(
-                    f"{path}:{number}: not valid JSON: {exc.msg}",
-                    hint="each line of a JSONL file is one JSON object",
-                )
-            )
-            continue
-        if not isinstance(record, dict):
-            report(
-                DataError(
-                    f"{path}:{number}: expected a JSON object, found {type(record).__name__}",
-                    hint='each line should look like {"text": "...", "label": "..."}',
-                )
-            )
-            continue
-        yield number, record
-
-
-def _json_records(path: Path) -> Iterator[dict[str, Any]]:
-    text = "".join(line for _, line in _text_lines(path))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path}:{exc.lineno}: not valid JSON: {exc.msg}",
-            hint="give a list of objects, or use JSONL (one object per line)",
-        ) from None
-    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
-        lengths = {len(v) for v in data.values()}
-        if len(lengths) > 1:
-            raise DataError(
-                f"{path}: columns have different lengths {sorted(lengths)}",
-                hint="every column list must have one value per row",
-            )
-        keys = list(data)
-        for values in zip(*data.values(), strict=True):
-            yield dict(zip(keys, values, strict=True))
-        return
-    if not isinstance(data, list):
-        raise DataError(
-            f"{path}: expected a list of objects or a mapping of columns",
-            hint='e.g. [{"text": "...", "label": "..."}, ...]',
-        )
-    for index, record in enumerate(data):
-        if not isinstance(record, dict):
-            raise DataError(
-                f"{path}: item {index + 1} is a {type(record).__name__}, not an object",
-                hint='e.g. [{"text": "...", "label": "..."}, ...]',
-            )
-        yield record
-
-
-def _parquet_records(path: Path) -> Iterator[dict[str, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=4096):
-            yield from batch.to_pylist()
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise DataError(
-            f"{path}: cannot read Parquet: {first_line(exc)}",
-            hint="check the file is a complete Parquet file",
-        ) from exc
 
 
 def _append_record(columns: dict[str, list[Any]], record: dict[str, Any], index: int) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from bertkit.errors import DataError, UsageError
-from bertkit.io.reading import file_format, is_stdin
+from bertkit.io.reading import file_format
+from bertkit.io.text import is_stdin
 
 OUTPUT_FORMATS = {"jsonl": "jsonl", "json": "jsonl", "csv": "csv", "tsv": "tsv"}
 

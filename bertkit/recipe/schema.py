@@ -17,7 +17,7 @@ from pydantic import Field
 
 import bertkit.recipe.loading as loading
 from bertkit.recipe.base import RecipeBase
-from bertkit.recipe.loading import schema_keys
+from bertkit.recipe.problems import schema_keys
 from bertkit.tasks import TASKS
 
 RECIPES: dict[str, type[RecipeBase]] = {name: task.recipe for name, task in TASKS.items()}

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Any
 
 from bertkit.checks.report import (
     IMBALANCE_RATIO,
-    LISTED,
     SAMPLE_ROWS,
-    TOKEN_BATCH,
-    TRUNCATION_SHARE,
     CheckReport,
     SplitStats,
-    TokenStats,
     plural,
     short,
+)
+from bertkit.checks.texts import (
+    check_leakage,
+    check_lengths,
+    check_texts,
+    line_of,
+    positions,
+    read_split,
+    subset,
+    text_lengths,
 )
 from bertkit.errors import BertkitError, DataError
 from bertkit.io.reading import Table
@@ -34,7 +41,6 @@ from bertkit.tasks.classification.labels import (
     label_names_of,
 )
 from bertkit.tasks.classification.recipe import ClassificationRecipe as Recipe
-from bertkit.tokenization import CHARS_PER_TOKEN, clip
 
 
 def check_classification(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
@@ -44,7 +50,7 @@ def check_classification(recipe: Recipe, limit: int | None, tokenizer: Any, repo
         source = getattr(data, split)
         if source is None:
             continue
-        table = _read_split(split, source, data.text_columns[0], report)
+        table = read_split(split, source, partial(read_source, source, data.text_columns[0]), report)
         if table is None:
             continue
         report.splits[split] = SplitStats(split, table.name, len(table), len(table))
@@ -60,7 +66,7 @@ def check_classification(recipe: Recipe, limit: int | None, tokenizer: Any, repo
     tables, spec = _check_labels(recipe, tables, report)
     for split, table in tables.items():
         _check_texts(split, table, recipe, spec, report)
-    _check_leakage(tables, recipe, report)
+    check_leakage(tables, {split: _text_keys(table, recipe) for split, table in tables.items()}, report)
     if tokenizer is not None:
         for split, table in tables.items():
             texts, pairs = table_texts(table.head(SAMPLE_ROWS), data)
@@ -68,29 +74,8 @@ def check_classification(recipe: Recipe, limit: int | None, tokenizer: Any, repo
                 report.notes.append(
                     f"{split}: token lengths from the first {SAMPLE_ROWS:,} of {len(table):,} rows"
                 )
-            _token_stats(split, table.name, texts, pairs, tokenizer, recipe, report)
-
-
-def _read_split(split: str, source: Any, text_column: str, report: CheckReport) -> Table | None:
-    """Read a split, reporting every malformed row (up to a few, then a count) and read errors."""
-    bad: list[DataError] = []
-    table = None
-    try:
-        table = read_source(source, text_column, on_error=bad.append)
-    except DataError as exc:
-        if not bad:  # with malformed rows, "no data rows" only repeats them
-            report.add("error", "unreadable", exc, split=split)
-    for error in bad[:LISTED]:
-        report.add("error", "malformed_row", error, split=split)
-    if len(bad) > LISTED:
-        report.add(
-            "error",
-            "malformed_row",
-            f"{source.describe()}: {len(bad) - LISTED} more malformed rows ({len(bad)} in all)",
-            hint=bad[0].hint,
-            split=split,
-        )
-    return table
+            lengths = text_lengths(split, texts, pairs, tokenizer, data.max_length, report)
+            check_lengths(split, table.name, lengths, data.max_length, report)
 
 
 def _check_labels(
@@ -107,7 +92,7 @@ def _check_labels(
                 "error",
                 "empty_label",
                 f"{table.where(empty[0])}: empty label in column {column!r} "
-                f"({plural(len(empty), 'row')}: {_positions(table, empty)})",
+                f"({plural(len(empty), 'row')}: {positions(table, empty)})",
                 hint="give every row a label, or drop unlabelled rows",
                 split=split,
             )
@@ -123,7 +108,7 @@ def _check_labels(
                 hint="keep them if they are classes; else empty those cells (an error) or drop the rows",
                 split=split,
             )
-        labelled[split] = _subset(table, [i for i, v in enumerate(values) if not is_missing_label(v)])
+        labelled[split] = subset(table, [i for i, v in enumerate(values) if not is_missing_label(v)])
     if len(labelled["train"]) == 0:
         return labelled, None
     try:
@@ -237,48 +222,8 @@ def _check_texts(
     split: str, table: Table, recipe: Recipe, spec: LabelSpec | None, report: CheckReport
 ) -> None:
     """Empty texts, duplicates and texts that appear with different labels."""
-    stats = report.splits[split]
     keys = _text_keys(table, recipe)
-    empty = [i for i, key in enumerate(keys) if not key]
-    stats.empty_texts = len(empty)
-    if empty and len(empty) == len(keys):
-        report.add(
-            "error",
-            "empty_texts",
-            f"{table.name}: all {len(keys):,} texts are empty (column {recipe.data.text!r})",
-            hint="point data.text at the column that holds the text",
-            split=split,
-        )
-        return
-    if empty:
-        report.add(
-            "warning",
-            "empty_texts",
-            f"{table.where(empty[0])}: {plural(len(empty), 'empty or whitespace-only text')} "
-            f"({_positions(table, empty)})",
-            hint="drop those rows: a model learns nothing from them",
-            split=split,
-        )
-    first: dict[str, int] = {}
-    repeats: list[tuple[int, int]] = []  # (row, first row with the same text)
-    for row, key in enumerate(keys):
-        if key:
-            if key in first:
-                repeats.append((row, first[key]))
-            else:
-                first[key] = row
-    stats.duplicates = len(repeats)
-    if repeats:
-        row, earlier = repeats[0]
-        report.add(
-            "warning",
-            "duplicates",
-            f"{table.name}: {plural(len(repeats), 'row')} ({len(repeats) / len(keys):.1%}) "
-            f"repeat{'s' if len(repeats) == 1 else ''} an earlier text, "
-            f"e.g. {short(keys[row])!r} at {table.where(row)} (first at line {_line(table, earlier)})",
-            hint="remove exact duplicates: they weigh some examples more than others",
-            split=split,
-        )
+    repeats = check_texts(split, table, keys, recipe.data.text, report)
     if spec is not None and spec.problem != "regression" and repeats:
         _check_conflicts(split, table, keys, repeats, recipe, spec, report)
 
@@ -304,35 +249,11 @@ def _check_conflicts(
             "warning",
             "conflicting_labels",
             f"{table.name}: {len(conflicts):,} repeated texts carry a different label than before, "
-            f"e.g. {short(keys[row])!r}: {'|'.join(label(earlier))} at line {_line(table, earlier)}, "
-            f"{'|'.join(label(row))} at line {_line(table, row)}",
+            f"e.g. {short(keys[row])!r}: {'|'.join(label(earlier))} at line {line_of(table, earlier)}, "
+            f"{'|'.join(label(row))} at line {line_of(table, row)}",
             hint="decide on one label for each text",
             split=split,
         )
-
-
-def _check_leakage(tables: dict[str, Table], recipe: Recipe, report: CheckReport) -> None:
-    train: dict[str, int] = {}
-    for row, key in enumerate(_text_keys(tables["train"], recipe)):
-        if key:
-            train.setdefault(key, row)
-    for split, table in tables.items():
-        if split == "train":
-            continue
-        keys = _text_keys(table, recipe)
-        leaked = [i for i, key in enumerate(keys) if key and key in train]
-        report.splits[split].in_train = len(leaked)
-        if leaked:
-            report.add(
-                "warning",
-                "leakage",
-                f"{table.name}: {len(leaked):,} of {len(keys):,} rows ({len(leaked) / len(keys):.1%}) "
-                f"also appear in train, e.g. {short(keys[leaked[0]])!r} at {table.where(leaked[0])} "
-                f"(train line {_line(tables['train'], train[keys[leaked[0]]])})",
-                hint=f"remove them from {split} or from train: seen texts make {split} scores look better "
-                "than they are",
-                split=split,
-            )
 
 
 def _text_keys(table: Table, recipe: Recipe) -> list[str]:
@@ -344,80 +265,6 @@ def _text_keys(table: Table, recipe: Recipe) -> list[str]:
         f"{a.strip()}\t{b.strip()}" if a.strip() and b.strip() else ""
         for a, b in zip(texts, pairs, strict=True)
     ]
-
-
-def _token_stats(
-    split: str,
-    name: str,
-    texts: list[str],
-    pairs: list[str] | None,
-    tokenizer: Any,
-    recipe: Recipe,
-    report: CheckReport,
-) -> None:
-    import numpy as np
-
-    lengths = np.empty(len(texts), dtype=np.int64)
-    for start in range(0, len(texts), TOKEN_BATCH):
-        # What lies past max_length x 100 characters is past max_length tokens (data.tokenize.clip).
-        part = [clip(t, recipe.data.max_length) for t in texts[start : start + TOKEN_BATCH]]
-        second = (
-            None
-            if pairs is None
-            else [clip(t, recipe.data.max_length) for t in pairs[start : start + TOKEN_BATCH]]
-        )
-        encoded = tokenizer(
-            part,
-            second,
-            add_special_tokens=True,
-            truncation=False,
-            verbose=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-        )
-        lengths[start : start + len(part)] = [len(ids) for ids in encoded["input_ids"]]
-    max_length = recipe.data.max_length
-    stats = TokenStats.of(lengths, int((lengths > max_length).sum()))
-    report.splits[split].tokens = stats
-    limit = max_length * CHARS_PER_TOKEN
-    clipped = sum(len(t) > limit for t in texts) + sum(len(t) > limit for t in pairs or [])
-    if clipped:
-        report.notes.append(
-            f"{split}: {plural(clipped, 'text')} longer than {limit:,} characters counted to there "
-            "(it lies past data.max_length either way)"
-        )
-    if stats.truncated_share > TRUNCATION_SHARE:
-        suggested = min(-(-stats.p99 // 8) * 8, report.length_limit or 8192)
-        report.add(
-            "warning",
-            "truncation",
-            f"{name}: {stats.truncated:,} of {stats.counted:,} examples ({stats.truncated_share:.1%}) "
-            f"are longer than data.max_length={max_length} tokens and will be cut "
-            f"(p99 {stats.p99}, longest {stats.max})",
-            hint=f"raise data.max_length (e.g. --set data.max_length={suggested})"
-            if suggested > max_length
-            else "the model cannot read longer texts: split long texts into parts",
-            split=split,
-        )
-
-
-def _subset(table: Table, rows: list[int]) -> Table:
-    if len(rows) == len(table):
-        return table
-    lines = [table.lines[i] for i in rows] if table.lines is not None else None
-    return Table(table.name, {k: [v[i] for i in rows] for k, v in table.columns.items()}, lines, table.notes)
-
-
-def _line(table: Table, row: int) -> str:
-    return str(table.lines[row]) if table.lines is not None else f"row {row + 1}"
-
-
-def _positions(table: Table, rows: list[int]) -> str:
-    """`lines 4, 9, 12, ...` (or `rows ...` for sources without lines)."""
-    shown = [table.lines[i] if table.lines is not None else i + 1 for i in rows[:LISTED]]
-    more = ", ..." if len(rows) > LISTED else ""
-    word = "line" if table.lines is not None else "row"
-    return f"{word}{'s' if len(rows) > 1 else ''} {', '.join(map(str, shown))}{more}"
 
 
 def _display(name: str, spec: LabelSpec) -> str:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bertkit.errors import DataError
-from bertkit.io.reading import OnError, Table, read_hub, read_table
+from bertkit.io.reading import Table, read_hub, read_table
+from bertkit.io.text import OnError
 from bertkit.recipe.base import DataSource
 from bertkit.tasks.classification.labels import LabelSpec, detect_labels
 from bertkit.tasks.classification.recipe import ClassificationData as DataSection

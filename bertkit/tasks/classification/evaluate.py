@@ -15,6 +15,7 @@ from typing import Any
 from bertkit.console import note
 from bertkit.errors import DataError, UsageError
 from bertkit.files import check_writable_folder
+from bertkit.io.reading import Table
 from bertkit.recipe.base import DataSource
 from bertkit.runs import safe_name
 from bertkit.tasks.classification.data import check_columns, read_source, table_texts
@@ -70,20 +71,72 @@ def evaluate_classifier(
     Raises:
         BertkitError: no model or data, missing columns, labels the model does not know.
     """
-    from bertkit.tasks.classification.inference import check_pairs, load_classifier
-    from bertkit.tasks.classification.metrics import (
-        compute_classification_metrics,
-        evaluate_library_metric,
-        main_metric,
-    )
+    from bertkit.devices import DEFAULT_INFERENCE_BATCH
+    from bertkit.tasks.classification.inference import load_classifier
+    from bertkit.tasks.classification.metrics import main_metric
     from bertkit.tasks.classification.report import write_eval_report
 
     if output is not None:
         check_writable_folder(output, "--output")
-    from bertkit.devices import DEFAULT_INFERENCE_BATCH
-
     classifier = load_classifier(model, root=root, device=device, precision=precision)
     batch_size = batch_size or DEFAULT_INFERENCE_BATCH[classifier.device]
+    rows = _labelled_rows(classifier, data, split, text, text_pair, label, limit)
+    report_dir = output or _report_dir(classifier, rows.table.name, rows.split)
+    check_writable_folder(report_dir, "--output")  # before the model runs over the data
+    logits = classifier.logits(rows.texts, rows.pairs, batch_size=batch_size)
+    metrics, labels = _score(classifier, logits, rows.targets, extra_metrics or [])
+    spec, table = classifier.labels, rows.table
+    texts = rows.texts
+    if rows.pairs is not None:
+        texts = [f"{a} [SEP] {b}" for a, b in zip(rows.texts, rows.pairs, strict=True)]
+    files = write_eval_report(
+        report_dir,
+        metrics=metrics,
+        problem=spec.problem,
+        label_names=list(spec.names) or None,
+        logits=logits,
+        labels=labels,
+        texts=texts,
+        threshold=classifier.threshold,
+        title=f"Evaluation of {classifier.run.path.name if classifier.run else classifier.source}",
+        data_description=f"{table.name} ({len(table):,} rows)" + "".join(f". {n}" for n in rows.notes),
+    )
+    return EvalResult(
+        metrics=metrics,
+        main_metric=main_metric(spec.problem, spec.num_labels)[0],
+        n_examples=len(table),
+        data=table.name,
+        model=classifier.source,
+        report_dir=report_dir,
+        files=files,
+        positive=spec.names[1] if spec.problem == "single" and len(spec.names) == 2 else None,
+    )
+
+
+@dataclass
+class _Rows:
+    """Labelled rows to evaluate on, read and checked against the model."""
+
+    table: Table
+    split: str
+    texts: list[str]
+    pairs: list[str] | None
+    targets: list[Any]
+    notes: list[str]
+
+
+def _labelled_rows(
+    classifier: Any,
+    data: Path | None,
+    split: str | None,
+    text: list[str] | None,
+    text_pair: str | None,
+    label: str | None,
+    limit: int | None,
+) -> _Rows:
+    """Read the evaluation data, check its columns and pairs, encode its labels for the model."""
+    from bertkit.tasks.classification.inference import check_pairs
+
     recipe = classifier.recipe
     columns = _columns(recipe.data if recipe else None, text, text_pair, label)
     source, split_name = _source(recipe.data if recipe else None, data, split)
@@ -103,43 +156,26 @@ def evaluate_classifier(
         )
     for line in notes:
         note(line)
+    return _Rows(table, split_name, texts, pairs, targets, notes)
 
+
+def _score(
+    classifier: Any, logits: Any, targets: list[Any], extra_metrics: list[str]
+) -> tuple[dict[str, float], Any]:
+    """The metrics of the model's logits against the targets, and the targets as an array."""
     import numpy as np
 
-    report_dir = output or _report_dir(classifier, table.name, split_name)
-    check_writable_folder(report_dir, "--output")  # before the model runs over the data
-    logits = classifier.logits(texts, pairs, batch_size=batch_size)
+    from bertkit.tasks.classification.metrics import compute_classification_metrics, evaluate_library_metric
+
+    spec = classifier.labels
     labels = np.asarray(targets, dtype=np.float32 if spec.problem != "single" else np.int64)
-    names = list(spec.names) or None
     metrics = compute_classification_metrics(
-        logits, labels, spec.problem, threshold=classifier.threshold, label_names=names
+        logits, labels, spec.problem, threshold=classifier.threshold, label_names=list(spec.names) or None
     )
-    for name in extra_metrics or []:
+    for name in extra_metrics:
         predicted = logits.argmax(axis=1) if spec.problem == "single" else logits.reshape(-1)
         metrics.update(evaluate_library_metric(name, predicted.tolist(), labels.tolist()))
-
-    files = write_eval_report(
-        report_dir,
-        metrics=metrics,
-        problem=spec.problem,
-        label_names=names,
-        logits=logits,
-        labels=labels,
-        texts=[f"{a} [SEP] {b}" for a, b in zip(texts, pairs, strict=True)] if pairs else texts,
-        threshold=classifier.threshold,
-        title=f"Evaluation of {classifier.run.path.name if classifier.run else classifier.source}",
-        data_description=f"{table.name} ({len(table):,} rows)" + "".join(f". {n}" for n in notes),
-    )
-    return EvalResult(
-        metrics=metrics,
-        main_metric=main_metric(spec.problem, spec.num_labels)[0],
-        n_examples=len(table),
-        data=table.name,
-        model=classifier.source,
-        report_dir=report_dir,
-        files=files,
-        positive=spec.names[1] if spec.problem == "single" and len(spec.names) == 2 else None,
-    )
+    return metrics, labels
 
 
 def _columns(

@@ -165,6 +165,45 @@ def write_eval_report(
         raise ValueError(f"{len(names)} label names for {num_labels} labels")
     paths: dict[str, Path] = {}
 
+    md = _summary(title, data_description, n, problem, names, metrics, threshold)
+    sections, plots = _class_sections(problem, logits, labels, names, threshold, out_dir, title)
+    md += sections
+    paths.update(plots)
+
+    errors = (
+        _error_records(problem, logits, labels, texts, names, threshold, max(max_examples, 0)) if n else []
+    )
+    what = "largest absolute errors" if problem == "regression" else "most confident mistakes first"
+    md += ["", "## Errors", "", f"`errors.jsonl` holds {len(errors)} examples ({what})."]
+    # json_safe: plain floats, and null for a NaN from a diverged model (NaN is not JSON).
+    lines = "".join(json.dumps(json_safe(record), ensure_ascii=False) + "\n" for record in errors)
+    paths["errors"] = atomic_write_text(out_dir / "errors.jsonl", lines)
+    paths["report"] = atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
+
+    summary: dict[str, Any] = {
+        "title": title,
+        "problem": problem,
+        "data": data_description,
+        "n_examples": n,
+        "labels": names or None,
+    }
+    if problem == "multi":
+        summary["threshold"] = threshold
+    summary["metrics"] = {k: v for k, v in json_safe(metrics).items() if v is not None}
+    paths["metrics"] = atomic_write_json(out_dir / "metrics.json", summary)
+    return paths
+
+
+def _summary(
+    title: str,
+    data_description: str,
+    n: int,
+    problem: str,
+    names: list[str],
+    metrics: dict[str, Any],
+    threshold: float,
+) -> list[str]:
+    """The report's opening lines: what was evaluated, and the headline metrics."""
     md = [
         f"# {cell(title)}",
         "",
@@ -182,7 +221,23 @@ def write_eval_report(
         if "/" not in k and isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
     ]
     md += ["", "## Metrics", "", markdown_table(scores, ["metric", "value"]) if scores else "No metrics."]
+    return md
 
+
+def _class_sections(
+    problem: str,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    threshold: float,
+    out_dir: Path,
+    title: str,
+) -> tuple[list[str], dict[str, Path]]:
+    """Per-class scores (and the confusion matrix and its plot), or the regression summary."""
+    md: list[str] = []
+    paths: dict[str, Path] = {}
+    n = len(labels)
+    num_labels = len(names)
     columns = ["label", "precision", "recall", "f1", "support"]
     if problem == "single" and n:
         preds = predict_labels(logits, problem)
@@ -211,26 +266,4 @@ def write_eval_report(
         md += ["", "## Per label", "", markdown_table(per_class_report(preds, truth, names), columns)]
     elif problem == "regression" and n:
         md += ["", "## Predictions against labels", "", _regression_summary(logits, labels)]
-
-    errors = (
-        _error_records(problem, logits, labels, texts, names, threshold, max(max_examples, 0)) if n else []
-    )
-    what = "largest absolute errors" if problem == "regression" else "most confident mistakes first"
-    md += ["", "## Errors", "", f"`errors.jsonl` holds {len(errors)} examples ({what})."]
-    # json_safe: plain floats, and null for a NaN from a diverged model (NaN is not JSON).
-    lines = "".join(json.dumps(json_safe(record), ensure_ascii=False) + "\n" for record in errors)
-    paths["errors"] = atomic_write_text(out_dir / "errors.jsonl", lines)
-    paths["report"] = atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n")
-
-    summary: dict[str, Any] = {
-        "title": title,
-        "problem": problem,
-        "data": data_description,
-        "n_examples": n,
-        "labels": names or None,
-    }
-    if problem == "multi":
-        summary["threshold"] = threshold
-    summary["metrics"] = {k: v for k, v in json_safe(metrics).items() if v is not None}
-    paths["metrics"] = atomic_write_json(out_dir / "metrics.json", summary)
-    return paths
+    return md, paths
