@@ -752,10 +752,12 @@ def test_bad_eval_or_predict_input(run_cli, env, call: Call):
     assert not list(env.tmp.glob(".*.tmp")), "no temporary output left behind"
 
 
-def test_predict_arguments_with_output_write_it_or_refuse(run_cli, env):
+def test_predict_arguments_with_output_write_it(run_cli, env):
     target = env.tmp / "p.jsonl"
     result = run_cli("predict", "--model", env.models.single, "the film was good .", "--output", target)
-    assert target.is_file() or result.exit_code == 2
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [row["text"] for row in rows] == ["the film was good ."]
 
 
 # --------------------------------------------------------------------------- bad lines mid-file
