@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from bertkit.errors import RecipeError, UsageError
 
@@ -247,3 +248,12 @@ def tf32_in_effect() -> bool:
         return bool(matmul.allow_tf32)
     except RuntimeError:  # the legacy and the new API were both used: the new one decides
         return False
+
+
+def to_device(batch: dict[str, Any], device: str) -> dict[str, Any]:
+    """A batch of arrays as torch tensors on `device`; to CUDA through pinned memory, without waiting."""
+    import torch
+
+    if device != "cuda":
+        return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
+    return {k: torch.from_numpy(v).pin_memory().to(device, non_blocking=True) for k, v in batch.items()}

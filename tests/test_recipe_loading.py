@@ -449,7 +449,9 @@ def test_dump_recipe_round_trips_through_a_dict(tmp_path):
     ("task", "extra", "key", "owner"),
     [
         ("mlm", "labels: {type: multi}\n", "labels", "classification"),
-        ("mlm", "train: {class_weights: auto}\n", "train.class_weights", "classification"),
+        ("mlm", "train: {class_weights: auto}\n", "train.class_weights", "classification` or `task: ner"),
+        ("classification", "tags: {scheme: bioes}\n", "tags", "ner"),
+        ("ner", "labels: {type: multi}\n", "labels", "classification"),
         ("mlm", "data: {train: t.txt, text_pair: b}\n", "data.text_pair", "classification"),
         ("classification", "mlm: {probability: 0.2}\n", "mlm", "mlm"),
         ("classification", "model: {name: x, init: scratch}\n", "model.init", "mlm"),

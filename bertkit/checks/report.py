@@ -98,6 +98,7 @@ class SplitStats:
         labels: rows per label (single/multi-label); label_range for regression.
         tokens: token-length summary (sequence lengths for a corpus).
         sequences: for a corpus, the tokens and sequences it yields.
+        windowed: rows longer than data.max_length, read as overlapping windows (NER).
     """
 
     split: str
@@ -111,6 +112,7 @@ class SplitStats:
     label_range: dict[str, float] | None = None
     tokens: TokenStats | None = None
     sequences: dict[str, Any] | None = None
+    windowed: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if v is not None and k != "tokens"}

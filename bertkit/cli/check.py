@@ -115,7 +115,9 @@ def _table(report: CheckReport, title: str) -> Table:
 
     def truncated(stats: SplitStats) -> str:
         tokens = stats.tokens
-        return "" if tokens is None else _share(tokens.truncated, tokens.truncated_share)
+        if tokens is None or stats.windowed is not None:  # what is windowed is never truncated
+            return ""
+        return _share(tokens.truncated, tokens.truncated_share)
 
     candidates = [
         ("split", lambda stats: stats.split),
@@ -127,6 +129,7 @@ def _table(report: CheckReport, title: str) -> Table:
         ("sequences", lambda stats: _n((stats.sequences or {}).get("sequences"))),
         ("tokens p50/p90/max", lengths),
         ("truncated", truncated),
+        ("windowed", lambda stats: _n(stats.windowed)),
     ]
     shown = [
         (name, cell)

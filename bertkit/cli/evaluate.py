@@ -9,6 +9,7 @@ import typer
 
 from bertkit.cli import app
 from bertkit.cli.options import (
+    AggregationOption,
     BatchSizeOption,
     DeviceOption,
     InferencePrecision,
@@ -78,6 +79,7 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
+    aggregation: AggregationOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = InferencePrecision.auto,
     as_json: JsonOption = False,
@@ -85,8 +87,10 @@ def evaluate(
     """Evaluate a model on held-out data and write a report.
 
     Classifiers: metrics, per-class scores, confusion matrix and the misclassified
-    examples. Masked-LM models: loss, perplexity and masked-token accuracy on text
-    masked once with a fixed seed. Options that do not apply to the model are refused.
+    examples. NER models: entity precision, recall and F1 (micro and per type), a type
+    confusion table and the wrong or missed entities. Masked-LM models: loss,
+    perplexity and masked-token accuracy on text masked once with a fixed seed.
+    Options that do not apply to the model are refused.
 
     With no options it evaluates the latest run on its recipe's validation data.
 
@@ -113,6 +117,7 @@ def evaluate(
         "output": output,
         "metric": metric,
         "baseline": baseline,
+        "aggregation": value(aggregation),
         "device": value(device),
         "precision": None if precision is InferencePrecision.auto else value(precision),
     }

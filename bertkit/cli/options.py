@@ -56,6 +56,12 @@ class ExportFormat(str, Enum):
     onnx = "onnx"
 
 
+class Aggregation(str, Enum):
+    first = "first"
+    average = "average"
+    max = "max"
+
+
 RecipeOption = Annotated[
     str,
     typer.Option(
@@ -137,3 +143,14 @@ def refuse_options(command: str, task: Any, given: dict[str, Any], applies: froz
             f"--{extra[0]}: does not apply to `bertkit {command}` on a {task.name} model",
             hint=f"drop it; for {task.name} models `bertkit {command}` takes {takes}",
         )
+
+
+AggregationOption = Annotated[
+    Aggregation | None,
+    typer.Option(
+        "--aggregation",
+        help="NER models: how a word's sub-tokens make its tag: first (its first sub-token, as trained "
+        "with align: first), average (their mean probabilities) or max (the surest one). Default: first.",
+        show_default=False,
+    ),
+]

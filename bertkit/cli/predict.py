@@ -9,6 +9,7 @@ import typer
 
 from bertkit.cli import app
 from bertkit.cli.options import (
+    AggregationOption,
     Backend,
     BatchSizeOption,
     DeviceOption,
@@ -102,13 +103,15 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    aggregation: AggregationOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = InferencePrecision.auto,
     as_json: JsonOption = False,
 ) -> None:
     """Predict with a trained model: texts given as arguments, or a whole file.
 
-    Classifiers give labels and scores; masked-LM models fill each [MASK]. Files are
+    Classifiers give labels and scores; NER models list entities with their type,
+    character offsets, text and score; masked-LM models fill each [MASK]. Files are
     streamed (input columns pass through) and written atomically. Options that do
     not apply to the model are refused.
 
@@ -121,6 +124,7 @@ def predict(
       cat texts.txt | bertkit predict --input - > predictions.jsonl
       bertkit predict --backend onnx --quantize int8 --input texts.txt -o out.jsonl
       bertkit predict --model runs/mlm-20250101-120000 "the food was [MASK] ."
+      bertkit predict --model runs/ner-20250101-120000 "Angela Merkel visited Paris"
     """
     from bertkit.errors import UsageError
 
@@ -144,6 +148,7 @@ def predict(
         "threshold": threshold,
         "batch-size": batch_size,
         "on-error": None if on_error is OnError.stop else value(on_error),
+        "aggregation": value(aggregation),
         "backend": None if backend is Backend.torch else value(backend),
         "quantize": value(quantize),
         "device": value(device),

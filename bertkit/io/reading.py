@@ -186,6 +186,18 @@ def read_hub(hub: str, split: str, config: str | None = None, revision: str | No
     Raises:
         DataError: the dataset or split cannot be loaded (offline mode is named).
     """
+    name, dataset = load_hub_split(hub, split, config, revision)
+    return Table(name, dataset.to_dict())
+
+
+def load_hub_split(
+    hub: str, split: str, config: str | None = None, revision: str | None = None
+) -> tuple[str, Any]:
+    """One split of a Hub dataset as a `datasets.Dataset` (features kept), and its display name.
+
+    Raises:
+        DataError: the dataset or split cannot be loaded (offline mode is named).
+    """
     import datasets
 
     from bertkit.environment import hub_offline
@@ -199,7 +211,7 @@ def read_hub(hub: str, split: str, config: str | None = None, revision: str | No
             f"{name}: cannot load Hub dataset{offline}: {first_line(exc)}",
             hint="check the dataset id, config and split, your network, or use a local file",
         ) from exc
-    return Table(name, dataset.to_dict())
+    return name, dataset
 
 
 def _append_record(columns: dict[str, list[Any]], record: dict[str, Any], index: int) -> None:

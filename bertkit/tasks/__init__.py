@@ -14,10 +14,12 @@ from bertkit.errors import ModelError
 from bertkit.tasks.base import CONFIG_KEY, Task
 from bertkit.tasks.classification import TASK as CLASSIFICATION
 from bertkit.tasks.mlm import TASK as MLM
+from bertkit.tasks.ner import TASK as NER
 
 TASKS: dict[str, Task] = {
     "classification": CLASSIFICATION,
     "mlm": MLM,
+    "ner": NER,
 }
 
 

@@ -54,6 +54,8 @@ class Prepared:
         collator: batches features for the model.
         selection: the metric that picks the best checkpoint (None: keep the last).
         compute_metrics, preprocess_logits: the Trainer hooks for evaluation.
+        metrics_for: the `compute_metrics` of one split, for tasks whose scores need
+            more than the model outputs (NER merges a sentence's windows back).
         compute_loss: a Trainer `compute_loss_func` (e.g. class-weighted), or None.
         label_names: the model inputs that are labels, when not just `labels`.
         keep_columns: give every dataset column to the collator.
@@ -74,6 +76,7 @@ class Prepared:
     selection: Selection | None
     card: CardFacts
     compute_metrics: Callable[[Any], dict[str, float]] | None = None
+    metrics_for: Callable[[str], Callable[[Any], dict[str, float]]] | None = None
     preprocess_logits: Callable[[Any, Any], Any] | None = None
     compute_loss: Callable[..., Any] | None = None
     label_names: list[str] | None = None

@@ -116,6 +116,8 @@ def _train(
     metrics: dict[str, dict[str, float]] = {"train": strip_prefix(output.metrics, "train_")}
     for split, dataset in prepared.datasets.items():
         if split != "train":
+            if prepared.metrics_for is not None:
+                trainer.compute_metrics = prepared.metrics_for(split)
             scores = strip_prefix(trainer.evaluate(dataset, metric_key_prefix=split), f"{split}_")
             metrics[split] = prepared.finish_metrics(scores) if prepared.finish_metrics else scores
     selection = prepared.selection
@@ -155,6 +157,9 @@ def _trainer(
         settings = settings.model_copy(update={"group_by_length": False})
     evaluate = "validation" in prepared.datasets
     selection = prepared.selection if evaluate else None
+    compute_metrics = prepared.compute_metrics
+    if evaluate and prepared.metrics_for is not None:
+        compute_metrics = prepared.metrics_for("validation")
     args = training_arguments(
         settings,
         run.checkpoints,
@@ -182,7 +187,7 @@ def _trainer(
         eval_dataset=prepared.datasets.get("validation"),
         processing_class=tokenizer,
         data_collator=prepared.collator,
-        compute_metrics=prepared.compute_metrics,
+        compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=prepared.preprocess_logits,
         compute_loss_func=prepared.compute_loss,
         callbacks=callbacks,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bertkit.devices import to_device
 from bertkit.errors import DataError, ModelError
 from bertkit.runs import RunDirectory, find_model_dir
 from bertkit.tasks.classification.labels import LabelSpec
@@ -224,15 +225,6 @@ def use_half_precision(classifier: Classifier, precision: str) -> None:
             f"predicting in fp32: {precision} changed the {of} of {1 - agreement:.1%} of {sample.where} "
             "(use --precision fp32 to skip this check)"
         )
-
-
-def to_device(batch: dict[str, np.ndarray], device: str) -> dict[str, Any]:
-    """A batch of arrays as torch tensors on `device`; to CUDA through pinned memory, without waiting."""
-    import torch
-
-    if device != "cuda":
-        return {k: torch.from_numpy(v).to(device) for k, v in batch.items()}
-    return {k: torch.from_numpy(v).pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
 
 def labels_from_config(config: Any, separator: str | None = None) -> LabelSpec:
