@@ -119,7 +119,7 @@ def _check_windows(
     from bertkit.tasks.ner.windows import make_windows
 
     try:
-        windows = make_windows(tokenizer, sentences.tokens, recipe.data.max_length, recipe.data.stride)
+        windows = make_windows(tokenizer, sentences.tokens, recipe.data.max_length, recipe.data.overlap)
     except BertkitError as exc:
         report.add("error", "model", exc)
         return

@@ -45,12 +45,17 @@ class NerData(DataSection):
         le=8192,
         description="Longest window in tokens; longer sentences are read in overlapping windows, never cut.",
     )
-    stride: int = Field(
-        32,
+    stride: int | None = Field(
+        None,
         ge=0,
         description="Tokens two windows of a long sentence share, so each word is read with context "
-        "on both sides.",
+        "on both sides; default a quarter of max_length.",
     )
+
+    @property
+    def overlap(self) -> int:
+        """The stride in effect."""
+        return self.max_length // 4 if self.stride is None else self.stride
 
 
 class TagsSection(Section):
@@ -98,7 +103,7 @@ class NerRecipe(RecipeBase):
 
     def cross_field_problems(self) -> list[tuple[str, str]]:
         problems = super().cross_field_problems()
-        if self.data.stride >= self.data.max_length // 2:
+        if self.data.stride is not None and self.data.stride >= self.data.max_length // 2:
             problems.append(
                 ("data.stride", f"must be under half of data.max_length ({self.data.max_length // 2})")
             )

@@ -50,7 +50,7 @@ def inputs_config(recipe: NerRecipe, spec: TagSpec) -> dict[str, Any]:
     """What bertkit stores in config.json so any copy of the model predicts as it was trained."""
     return {
         "max_length": recipe.data.max_length,
-        "stride": recipe.data.stride,
+        "stride": recipe.data.overlap,
         "align": recipe.tags.align,
         "scheme": spec.scheme,
         "position_suffix": recipe.data.position_suffix,

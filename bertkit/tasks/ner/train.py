@@ -86,7 +86,7 @@ def _encode(
     from bertkit.tasks.ner.windows import align_labels, make_windows
     from bertkit.training.trainer import LENGTH_COLUMN
 
-    windows = make_windows(tokenizer, sentences.tokens, recipe.data.max_length, recipe.data.stride)
+    windows = make_windows(tokenizer, sentences.tokens, recipe.data.max_length, recipe.data.overlap)
     columns: dict[str, list[Any]] = {key: [f[key] for f in windows.features] for key in windows.features[0]}
     columns["labels"] = align_labels(windows, sentences.tags, label2id, recipe.tags.align)
     columns[LENGTH_COLUMN] = [len(ids) for ids in columns["input_ids"]]
