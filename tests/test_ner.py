@@ -210,3 +210,33 @@ def test_the_onnx_export_tags_as_the_model_does(run_cli, ner_run, tmp_path):
     assert [[(e["type"], e["start"], e["end"]) for e in r["entities"]] for r in onnx_rows] == [
         [(e["type"], e["start"], e["end"]) for e in r["entities"]] for r in torch_rows
     ]
+
+
+def test_two_processes_score_windows_as_one_model_does(run_cli, tmp_path, tiny_model_dir, ner_files):
+    """Two processes (gloo) at default settings: evaluation gathers both halves back in order.
+
+    The test split's first sentence is read in several windows; if the gathered
+    predictions came back out of order, training's scores would differ from an
+    evaluation of the saved model in one process.
+    """
+    import os
+    import subprocess
+    import sys
+
+    recipe = ner_recipe(tmp_path, tiny_model_dir, ner_files, train={"epochs": 2})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BERTKIT_CACHE": str(tmp_path / "cache")}
+    env.pop("BERTKIT_DEBUG", None)
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "bertkit", "finetune", "--recipe", str(recipe), "--set", f"output.dir={run}",
+         "--num-processes", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    trained = json.loads((run / "metrics.json").read_text())["test"]
+    assert json.loads((run / "environment.json").read_text())["ran"]["processes"] == 2
+    result = run_cli("eval", "--model", run, "--split", "test", "--json")
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout)["metrics"]
+    for name in ("f1", "precision", "recall", "accuracy"):
+        assert evaluated[name] == pytest.approx(trained[name])

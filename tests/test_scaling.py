@@ -75,6 +75,7 @@ def quiet_model(tiny_model_dir, tmp_path):
     return _no_dropout_model(tiny_model_dir, tmp_path / "model")
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_same_result(tmp_path, tiny_model_dir, tiny_sentiment_files):
     """SIGKILL mid-epoch, resume from the last checkpoint, and end where an uninterrupted run ends.
 
@@ -118,6 +119,7 @@ def test_a_killed_run_resumes_to_the_same_result(tmp_path, tiny_model_dir, tiny_
     assert _validation(broken) == pytest.approx(_validation(whole), rel=1e-5, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_recipe(tmp_path, tiny_model_dir, tiny_sentiment_files):
     recipe = _recipe(tmp_path, tiny_model_dir, tiny_sentiment_files, epochs=1)
     env = _env(tmp_path)
@@ -240,6 +242,7 @@ def test_processes_at_default_settings_train_as_one_process_does(tmp_path, proce
     assert ran["processes"] == processes and ran["mixed_precision"] == "no"
 
 
+@pytest.mark.slow
 def test_a_killed_two_process_run_resumes_in_the_same_order(tmp_path, tiny_model_dir, sentiment_96_files):
     """SIGKILL every process mid-epoch, resume on two processes, end where an uninterrupted run ends.
 
@@ -338,6 +341,7 @@ def test_ctrl_c_stops_every_process_with_a_checkpoint_and_says_how_to_resume(
     assert stopped < 400 * 3
 
 
+@pytest.mark.slow
 def test_two_process_pretraining_writes_one_run_with_single_process_metrics(
     tmp_path, quiet_model, tiny_corpus_file
 ):
