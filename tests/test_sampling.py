@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -172,3 +174,65 @@ def test_a_resumed_epoch_reaches_the_sampler_through_every_wrapper():
     skipping.batch_sampler.set_epoch(2)
     expected = _ranks(lengths, batch_size=16, splits=2, processes=2, epoch=2)[1]
     assert list(skipping) == list(expected)[3:]
+
+
+@pytest.mark.parametrize("task", ["classification", "ner"])
+def test_sorted_micro_batches_make_the_update_one_batch_makes(
+    tmp_path, tiny_model_dir, tiny_sentiment_files, task
+):
+    """One optimizer step on a batch of 16, run as two sorted micro-batches of 8 with accumulated
+    gradients (or, for NER, as one padding-free row), has the loss and gradient norm of the
+    same 16 examples in one padded batch, and leaves the same weights.
+
+    Without dropout, only the split differs; each micro-batch's mean loss is halved by the
+    accumulation, so the gradient is the batch mean either way. (AdamW's first step hides a
+    wrongly scaled gradient in the weights; the logged gradient norm does not.) (For NER the loss is a mean
+    over labelled tokens, which two micro-batches of unequal token counts weigh slightly
+    differently: the tolerance covers it.)
+    """
+    import yaml
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from bertkit.recipe import load_recipe
+    from bertkit.training.run import train_recipe
+
+    model = tmp_path / "model"
+    config = BertConfig.from_pretrained(tiny_model_dir)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    BertForMaskedLM.from_pretrained(tiny_model_dir, config=config).save_pretrained(model)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(model)
+    if task == "ner":
+        lines = [r.split(",")[0] for r in (tiny_sentiment_files / "train.csv").read_text().splitlines()[1:]]
+        conll = "\n\n".join(
+            "\n".join(f"{w}\t{'B-X' if w in ('film', 'food', 'book') else 'O'}" for w in line.split())
+            for line in lines
+        )
+        (tmp_path / "train.conll").write_text(conll + "\n", encoding="utf-8")
+        data = {"train": str(tmp_path / "train.conll")}
+    else:
+        data = {"train": str(tiny_sentiment_files / "train.csv")}
+    weights, logged = {}, {}
+    for grouped in (True, False):
+        recipe = {
+            "task": task,
+            "model": {"name": str(model)},
+            "data": data,
+            "train": {"max_steps": 1, "batch_size": 16, "learning_rate": 0.01, "warmup": 0, "seed": 3,
+                      "group_by_length": grouped},
+            "output": {"root": str(tmp_path / "runs"), "dir": str(tmp_path / f"run-{grouped}")},
+        }  # fmt: skip
+        path = tmp_path / f"{grouped}.yaml"
+        path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+        result = train_recipe(load_recipe(path))
+        weights[grouped] = load_file(str(result.run.model_dir / "model.safetensors"))
+        records = [json.loads(line) for line in (result.run.path / "log.jsonl").read_text().splitlines()]
+        logged[grouped] = next(r for r in records if r.get("step") == 1 and "grad_norm" in r)
+    assert micro_batches(16, "cpu") == 2
+    for key in ("loss", "grad_norm"):
+        assert logged[True][key] == pytest.approx(
+            logged[False][key], rel=1e-4 if task == "classification" else 2e-2
+        )
+    tolerance = 1e-5 if task == "classification" else 2e-3
+    for name, tensor in weights[True].items():
+        torch.testing.assert_close(tensor, weights[False][name], rtol=0, atol=tolerance, msg=name)

@@ -94,7 +94,6 @@ def write_graphs(
     step: Callable[[str], None],
 ) -> dict[str, Any]:
     """Write model.onnx (and model.int8.onnx), config.json and the tokenizer into `tmp`."""
-    import torch
 
     names = tuple(n for n in INPUT_ORDER if n in tokenizer.model_input_names or n == "attention_mask")
     # Two texts of different lengths: torch.export specialises axes whose example size is 1.
@@ -123,9 +122,22 @@ def write_graphs(
     shutil.copy2(folder / "config.json", tmp / "config.json")
     tokenizer.save_pretrained(str(tmp))
 
+    return _export_info(files, quantize, optimized, names, positions, external)
+
+
+def _export_info(
+    files: dict[str, str],
+    quantize: str | None,
+    optimized: dict[str, Any] | None,
+    names: tuple[str, ...],
+    positions: int,
+    external: bool,
+) -> dict[str, Any]:
+    """export.json's record of how the graphs were made, with every library's version."""
     import onnx
     import onnxruntime
     import onnxscript
+    import torch
     import transformers
 
     from bertkit import __version__

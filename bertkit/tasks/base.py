@@ -61,6 +61,8 @@ class Prepared:
         keep_columns: give every dataset column to the collator.
         sorted_batches: whether batches run as length-sorted micro-batches (packed
             blocks of one length gain nothing from it).
+        train_collator: batches training features when they are batched otherwise than
+            for evaluation (padding-free rows, see training/packing.py), else None.
         callbacks: task callbacks for the Trainer.
         notes: decisions and counts to show the user and the card.
         config: what to record in config.json under `bertkit` besides the task.
@@ -82,6 +84,7 @@ class Prepared:
     label_names: list[str] | None = None
     keep_columns: bool = False
     sorted_batches: bool = True
+    train_collator: Any = None
     callbacks: list[Any] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)

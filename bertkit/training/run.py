@@ -153,7 +153,7 @@ def _trainer(
     from bertkit.training.trainer import BertkitTrainer
 
     settings = recipe.train
-    if not prepared.sorted_batches:  # blocks of one length: sorting them saves nothing
+    if not prepared.sorted_batches:  # blocks of one length, or padding-free rows: nothing to sort
         settings = settings.model_copy(update={"group_by_length": False})
     evaluate = "validation" in prepared.datasets
     selection = prepared.selection if evaluate else None
@@ -192,6 +192,7 @@ def _trainer(
         compute_loss_func=prepared.compute_loss,
         callbacks=callbacks,
         micro_batches=micro_batch_splits(settings, placement.device),
+        train_collator=prepared.train_collator,
     )
 
 

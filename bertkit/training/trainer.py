@@ -1,4 +1,4 @@
-"""The Transformers Trainer, with bertkit's sorted micro-batches (see sampling.py).
+"""The Transformers Trainer, with bertkit's sorted micro-batches (see sampling.py) or packed rows.
 
 Only `get_train_dataloader` changes, a public method the Trainer documents for
 this; everything else (loss, evaluation, checkpoints, Accelerate) is the Trainer's.
@@ -24,15 +24,25 @@ class BertkitTrainer(Trainer):
             arguments hold the micro-batch size and `gradient_accumulation_steps`
             multiplied by it (see arguments.training_arguments). 1 (or a training set
             without a `length` column) leaves the Trainer's own batches.
+        train_collator: batches training features when that differs from evaluation
+            (padding-free rows, see packing.py); default the `data_collator`.
     """
 
-    def __init__(self, *args: Any, micro_batches: int = 1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, micro_batches: int = 1, train_collator: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.micro_batches = micro_batches
+        self.train_collator = train_collator
 
     def get_train_dataloader(self) -> Any:
         dataset = self.train_dataset
         columns = getattr(dataset, "column_names", None) or []
+        if self.train_collator is not None:
+            # The Trainer builds its loader from `data_collator`; training alone gets the other one.
+            evaluation, self.data_collator = self.data_collator, self.train_collator
+            try:
+                return super().get_train_dataloader()
+            finally:
+                self.data_collator = evaluation
         if self.micro_batches <= 1 or LENGTH_COLUMN not in columns:
             return super().get_train_dataloader()
         from torch.utils.data import DataLoader

@@ -125,18 +125,7 @@ def _check_labels(
     report.notes.append(spec.reason)
 
     if recipe.data.validation_split and "validation" not in labelled:
-        try:
-            train, held, note = split_validation(
-                labelled["train"], spec, column, recipe.data.validation_split, recipe.train.seed
-            )
-        except DataError as exc:
-            report.add("error", "validation_split", exc)
-        else:
-            labelled["train"], labelled["validation"] = train, held
-            report.notes.append(note)
-            report.splits["train"].used = len(train)
-            source = f"{train.name} ({recipe.data.validation_split:.0%} carved from train)"
-            report.splits["validation"] = SplitStats("validation", source, len(held), len(held))
+        _carve_validation(recipe, labelled, spec, report)
 
     for split, table in labelled.items():
         try:
@@ -149,6 +138,25 @@ def _check_labels(
         if split == "train" and targets is not None:
             _check_training_settings(recipe, labelled, spec, targets, report)
     return labelled, spec
+
+
+def _carve_validation(
+    recipe: Recipe, labelled: dict[str, Table], spec: LabelSpec, report: CheckReport
+) -> None:
+    """Set validation aside from train as training will (data.validation_split)."""
+    share = recipe.data.validation_split or 0.0
+    try:
+        train, held, note = split_validation(
+            labelled["train"], spec, recipe.data.label, share, recipe.train.seed
+        )
+    except DataError as exc:
+        report.add("error", "validation_split", exc)
+        return
+    labelled["train"], labelled["validation"] = train, held
+    report.notes.append(note)
+    report.splits["train"].used = len(train)
+    source = f"{train.name} ({share:.0%} carved from train)"
+    report.splits["validation"] = SplitStats("validation", source, len(held), len(held))
 
 
 def _label_distribution(

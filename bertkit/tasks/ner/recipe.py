@@ -91,6 +91,12 @@ class NerTrain(TrainSection):
         description="Weight the loss per tag: `auto` weighs each tag by the inverse of its share "
         "of labelled tokens, so rare entity types count as much as `O`.",
     )
+    padding_free: Literal["auto"] | bool = Field(
+        "auto",
+        description="Train on each batch as one row of its real tokens, attention kept inside each "
+        "sentence: the same model and loss, no compute spent on padding. `auto`: on CPU for BERT "
+        "models (on GPUs the length-sorted micro-batches are used).",
+    )
 
 
 class NerRecipe(RecipeBase):

@@ -71,11 +71,50 @@ def write_ner_report(
     max_errors: int = 1000,
 ) -> dict[str, Path]:
     """Write the report folder; returns the paths by name (metrics, report, errors)."""
-    from bertkit.tasks.ner.data import join_words
-
     out_dir.mkdir(parents=True, exist_ok=True)
     confusion, errors = compare(gold, predicted)
-    md = [f"# {cell(title)}", "", f"- Data: {cell(data_description)}", f"- Sentences: {len(gold):,}"]
+    records = _error_records(errors[: max(max_errors, 0)], words, where)
+    kinds = Counter(e["kind"] for e in errors)
+    md = _markdown(title, data_description, len(gold), metrics, per_type, confusion, types)
+    summary = ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common()) or "none"
+    md += [
+        "",
+        "## Errors",
+        "",
+        f"{len(errors):,} wrong entities ({summary}); `errors.jsonl` lists {len(records):,}.",
+    ]
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    paths = {
+        "errors": atomic_write_text(out_dir / "errors.jsonl", lines),
+        "report": atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n"),
+    }
+    paths["metrics"] = atomic_write_json(
+        out_dir / "metrics.json",
+        {
+            "title": title,
+            "task": "ner",
+            "data": data_description,
+            "n_examples": len(gold),
+            "types": types,
+            "metrics": metrics,
+            "per_type": {k: v for k, v in per_type.items() if not k.endswith(" avg")},
+            "errors": dict(kinds),
+        },
+    )
+    return paths
+
+
+def _markdown(
+    title: str,
+    data_description: str,
+    sentences: int,
+    metrics: dict[str, float],
+    per_type: dict[str, dict[str, float]],
+    confusion: Counter[tuple[str, str]],
+    types: list[str],
+) -> list[str]:
+    """report.md up to its errors section: what was evaluated, the scores, the type confusion."""
+    md = [f"# {cell(title)}", "", f"- Data: {cell(data_description)}", f"- Sentences: {sentences:,}"]
     md += ["- Scores: entity level, exact span and type (the CoNLL convention, computed by seqeval)", ""]
     headline = [
         {"metric": k, "value": metrics[k]} for k in ("f1", "precision", "recall", "accuracy") if k in metrics
@@ -95,18 +134,22 @@ def write_ner_report(
     md.append(
         markdown_table(rows, ["type", "precision", "recall", "f1", "support"]) if rows else "No entities."
     )
-    md += ["", "## Type confusion", "", _confusion_text(), "", _confusion_table(confusion, types)]
+    return [*md, "", "## Type confusion", "", _confusion_text(), "", _confusion_table(confusion, types)]
+
+
+def _error_records(
+    errors: list[dict[str, Any]], words: list[list[str]], where: list[str]
+) -> list[dict[str, Any]]:
+    """errors.jsonl's records: the kind of error, where, the gold and predicted entity, the sentence."""
+    from bertkit.tasks.ner.data import join_words
 
     def entity(chunk: Chunk | None, sentence: int) -> dict[str, Any] | None:
         if chunk is None:
             return None
-        return {
-            "type": chunk.type,
-            "text": join_words(words[sentence][chunk.start : chunk.end]),
-            "words": [chunk.start, chunk.end],
-        }
+        text = join_words(words[sentence][chunk.start : chunk.end])
+        return {"type": chunk.type, "text": text, "words": [chunk.start, chunk.end]}
 
-    records = [
+    return [
         {
             "kind": e["kind"],
             "where": where[e["sentence"]],
@@ -114,34 +157,8 @@ def write_ner_report(
             "predicted": entity(e["predicted"], e["sentence"]),
             "sentence": join_words(words[e["sentence"]]),
         }
-        for e in errors[: max(max_errors, 0)]
+        for e in errors
     ]
-    kinds = Counter(e["kind"] for e in errors)
-    summary = ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common()) or "none"
-    md += [
-        "",
-        "## Errors",
-        "",
-        f"{len(errors):,} wrong entities ({summary}); `errors.jsonl` lists {len(records):,}.",
-    ]
-    paths = {
-        "errors": atomic_write_text(
-            out_dir / "errors.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        ),
-        "report": atomic_write_text(out_dir / "report.md", "\n".join(md) + "\n"),
-    }
-    summary_json = {
-        "title": title,
-        "task": "ner",
-        "data": data_description,
-        "n_examples": len(gold),
-        "types": types,
-        "metrics": metrics,
-        "per_type": {k: v for k, v in per_type.items() if not k.endswith(" avg")},
-        "errors": dict(kinds),
-    }
-    paths["metrics"] = atomic_write_json(out_dir / "metrics.json", summary_json)
-    return paths
 
 
 def _confusion_text() -> str:
