@@ -41,18 +41,17 @@ def test_wnut17_slice_with_minilm(tmp_path):
             "model": {"name": "minilm"},
             "data": {
                 "train": str(WNUT / "wnut17train.conll"),
-                "validation": str(WNUT / "emerging.dev.conll"),
                 "test": str(WNUT / "emerging.test.annotated"),
-                "limit": 1000,
+                "limit": 1500,  # of train; the test file has 1,287 sentences
             },
-            "train": {"epochs": 2, "batch_size": 16, "learning_rate": 1.0e-4, "seed": 42, "eval_every": "no"},
+            "train": {"epochs": 3, "batch_size": 16, "learning_rate": 1.0e-4, "seed": 42},
             "output": {"root": str(tmp_path / "runs")},
         },
     )
     result = train_recipe(load_recipe(recipe))
-    # Measured: test F1 0.XX (2 epochs on 1,000 sentences); the full-data benchmark reaches more.
-    assert result.metrics["test"]["f1"] > 0.15
-    assert result.metrics["test"]["f1/person"] > 0.3
+    # Measured: test F1 0.372, person 0.567 (3 epochs on 1,500 sentences, about 90 s of training).
+    assert result.metrics["test"]["f1"] > 0.25
+    assert result.metrics["test"]["f1/person"] > 0.4
 
 
 def test_weibo_slice_with_a_tokenizer_and_model_pretrained_on_it(tmp_path):
@@ -98,6 +97,7 @@ def test_weibo_slice_with_a_tokenizer_and_model_pretrained_on_it(tmp_path):
         },
     )
     result = train_recipe(load_recipe(recipe))
-    # Measured: test F1 0.XX; a tiny model pretrained for minutes on 1,350 posts.
-    assert result.metrics["test"]["f1"] > 0.05
+    # Measured: test F1 0.14 (PER.NOM 0.21, GPE.NAM 0.14): a tiny model pretrained for a few
+    # minutes on 1,350 posts, so the floor checks the Chinese path works, not the model's quality.
+    assert result.metrics["test"]["f1"] > 0.07
     assert "f1/PER.NAM" in result.metrics["test"]

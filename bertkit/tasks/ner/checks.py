@@ -147,8 +147,8 @@ def _check_windows(
             )
     if windows.dropped_words:
         report.notes.append(
-            f"{split}: {plural(windows.dropped_words, 'word')} the tokenizer reads as nothing "
-            "(e.g. emoji variation selectors, U+FFFD) will be tagged O"
+            f"{split}: the tokenizer reads {plural(windows.dropped_words, 'word')} as nothing "
+            "(e.g. emoji variation selectors, U+FFFD): tagged O"
         )
     if windows.cut_words:
         report.add(

@@ -122,8 +122,8 @@ def _encode(
     notes.append(line)
     if windows.dropped_words:
         notes.append(
-            f"{split}: {plural(windows.dropped_words, 'word')} the tokenizer reads as nothing "
-            "(e.g. emoji variation selectors) are tagged O"
+            f"{split}: the tokenizer reads {plural(windows.dropped_words, 'word')} as nothing "
+            "(e.g. emoji variation selectors, U+FFFD): tagged O"
         )
     return Dataset.from_dict(columns), windows
 
