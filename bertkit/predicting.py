@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bertkit.console import err, note, plural, warn
 from bertkit.io.sinks import PredictStats, count_rows
@@ -58,3 +59,32 @@ def report(stats: PredictStats, how: str, output: Path | None, unit: str = "row"
     skipped = f", {len(stats.skipped)} skipped" if stats.skipped else ""
     speed = f"{stats.rows_per_second:,.0f} {unit}s/s, {how}"
     err.print(f"{plural(stats.rows, unit)} in {stats.seconds:.1f}s ({speed}){where}{skipped}")
+
+
+def predict_file_command(
+    predictor: Any, options: dict[str, Any], predict_file: Callable[..., PredictStats], **settings: Any
+) -> None:
+    """`bertkit predict --input FILE` for any task: stream the file through `predict_file`, then report.
+
+    `predict_file(predictor, source, output, text_column=, input_format=, skip_errors=,
+    on_progress=, **settings)` is the task's streaming prediction.
+    """
+    from bertkit.export.runtime import describe_backend
+
+    source, output = options["input"], options.get("output")
+    stats = with_progress(
+        source,
+        options.get("input-format"),
+        output,
+        lambda progress: predict_file(
+            predictor,
+            source,
+            output,
+            text_column=options.get("text-column") or "text",
+            input_format=options.get("input-format"),
+            skip_errors=options.get("on-error") == "skip",
+            on_progress=progress,
+            **settings,
+        ),
+    )
+    report(stats, describe_backend(predictor), output)

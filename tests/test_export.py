@@ -183,7 +183,7 @@ def test_onnx_backend_predicts_what_torch_predicts(exported, run_dir, quantize):
 def test_torch_int8_quantizes_linear_layers_and_keeps_labels(classifier_dir):
     import torch
 
-    from bertkit.tasks.classification.backends import describe_backend
+    from bertkit.export.runtime import describe_backend
 
     classifier = load_backend_classifier(classifier_dir, quantize="int8")
     assert describe_backend(classifier) == "torch int8 on cpu"

@@ -11,6 +11,7 @@ Runtime, or quantizes the torch model's linear layers dynamically (CPU only).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,43 @@ def run_of(folder: Path) -> RunDirectory | None:
     if run_path is not None and folder.resolve() == (run_path / EXPORT_SUBDIR) and is_run_dir(run_path):
         return RunDirectory(run_path)
     return None
+
+
+def load_on_backend(
+    model: Path | None,
+    *,
+    backend: str,
+    quantize: str | None,
+    device: str | None,
+    precision: str,
+    root: Path,
+    load_torch: Callable[..., Any],
+    load_onnx: Callable[..., Any],
+) -> Any:
+    """A task's predictor on the backend asked for; the same interface whichever it is.
+
+    `load_torch(model, root=, device=, precision=)` loads the torch predictor (its
+    linear layers quantized to int8 with `quantize`, on the CPU in fp32);
+    `load_onnx(folder, quantize=, device=)` loads one for an export folder.
+
+    Raises:
+        BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
+    """
+    check_backend_options(backend, quantize, device, precision)
+    if backend == "onnx":
+        return load_onnx(find_onnx_dir(model, root), quantize=quantize, device=device)
+    if quantize:
+        device, precision = "cpu", "fp32"
+    predictor = load_torch(model, root=root, device=device, precision=precision)
+    if quantize:
+        predictor.model = quantize_linear_int8(predictor.model)
+    return predictor
+
+
+def describe_backend(predictor: Any) -> str:
+    """How a predictor runs, for messages: `torch on cpu`, `onnx int8 on cpu`, ..."""
+    if hasattr(predictor, "input_names"):  # an ONNX Runtime predictor (its session's inputs)
+        return f"onnx{' int8' if predictor.quantized else ''} on {predictor.device}"
+    modules = getattr(predictor.model, "modules", None)
+    quantized = modules is not None and any(".quantized." in type(m).__module__ for m in modules())
+    return f"torch{' int8' if quantized else ''} on {predictor.device}"

@@ -2,9 +2,15 @@
 
 A task package (bertkit/tasks/<name>/) holds everything that knows the task: its
 recipe sections, data reading and checks, model head, metrics, evaluation, predictor,
-export and model card. Its `__init__.py` defines one `Task` whose methods import the
-heavy modules only when called, so the registry (bertkit.tasks.TASKS) and the recipe
-schema load without torch and the CLI starts fast.
+export and model card. Its `__init__.py` defines one `Task` (names, recipe class,
+options); the `Task` methods reach the package's modules by convention, importing
+them only when called, so the registry (bertkit.tasks.TASKS) and the recipe schema
+load without torch and the CLI starts fast:
+
+    checks.check_data(recipe, limit, tokenizer, report)
+    train.read(recipe) and train.prepare(recipe, data, tokenizer, placement)
+    commands.evaluate(model, options) and commands.predict(model, texts, options)
+    export.export_checks(folder, run, tmp, quantize, optimize, data, limits, step)
 
 Training goes through one orchestrator (bertkit.training.run) that asks the task, in
 this order: `load_tokenizer` and `check` (before anything is written), `read` (the
@@ -161,11 +167,11 @@ class Task:
 
     def check(self, recipe: Any, tokenizer: Any, report: CheckReport) -> None:
         """Add what the recipe's data holds to a `bertkit check` report (never raises)."""
-        raise NotImplementedError
+        self._part("checks").check_data(recipe, report.limit, tokenizer, report)
 
     def read(self, recipe: Any) -> Any:
         """Read and decide the recipe's data, cheaply, before a run directory exists."""
-        raise NotImplementedError
+        return self._part("train").read(recipe)
 
     def run_tokenizer(self, recipe: Any, data: Any, run: RunDirectory, resuming: bool, tokenizer: Any) -> Any:
         """The tokenizer for the run (a task that trains its own does it here)."""
@@ -173,17 +179,17 @@ class Task:
 
     def prepare(self, recipe: Any, data: Any, tokenizer: Any, placement: Placement) -> Prepared:
         """Tokenize the data and build the model and everything the Trainer needs."""
-        raise NotImplementedError
+        return self._part("train").prepare(recipe, data, tokenizer, placement)
 
     # ----------------------------------------------------------------- use
 
     def evaluate(self, model: Path | None, options: dict[str, Any]) -> Outcome:
         """`bertkit eval` on a model of this task."""
-        raise NotImplementedError
+        return self._part("commands").evaluate(model, options)
 
-    def predict(self, model: Path | None, options: dict[str, Any]) -> None:
+    def predict(self, model: Path | None, texts: list[str], options: dict[str, Any]) -> None:
         """`bertkit predict` on a model of this task (prints or writes the predictions)."""
-        raise NotImplementedError
+        self._part("commands").predict(model, texts, options)
 
     def export(
         self,
@@ -197,7 +203,13 @@ class Task:
         step: Callable[[str], None],
     ) -> Any:
         """Write the ONNX graphs of a model into `tmp` and check them against it (an ExportResult)."""
-        raise NotImplementedError
+        return self._part("export").export_checks(folder, run, tmp, quantize, optimize, data, limits, step)
+
+    def _part(self, module: str) -> Any:
+        """A module of the task's package, imported when first needed (they import torch)."""
+        import importlib
+
+        return importlib.import_module(f"{type(self).__module__}.{module}")
 
 
 CONFIG_KEY = "bertkit"  # the section of a model's config.json that bertkit writes

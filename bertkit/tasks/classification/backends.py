@@ -15,11 +15,9 @@ import numpy as np
 from bertkit.errors import ModelError
 from bertkit.export.runtime import (
     OUTPUT_NAME,
-    check_backend_options,
-    find_onnx_dir,
     graph_file,
+    load_on_backend,
     open_session,
-    quantize_linear_int8,
     run_of,
     session_feed,
 )
@@ -38,22 +36,23 @@ def load_backend_classifier(
     precision: str = "auto",
     root: Path = Path("runs"),
 ) -> Classifier:
-    """A classifier on the chosen backend; the same interface and outputs whichever it is.
+    """A classifier on the chosen backend (see `bertkit.export.runtime.load_on_backend`).
 
     Raises:
         BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
     """
     from bertkit.tasks.classification.inference import load_classifier
 
-    check_backend_options(backend, quantize, device, precision)
-    if backend == "onnx":
-        return load_onnx_classifier(find_onnx_dir(model, root), quantize=quantize, device=device)
-    if quantize:
-        device, precision = "cpu", "fp32"
-    classifier = load_classifier(model, root=root, device=device, precision=precision)
-    if quantize:
-        classifier.model = quantize_linear_int8(classifier.model)
-    return classifier
+    return load_on_backend(
+        model,
+        backend=backend,
+        quantize=quantize,
+        device=device,
+        precision=precision,
+        root=root,
+        load_torch=load_classifier,
+        load_onnx=load_onnx_classifier,
+    )
 
 
 @dataclass
@@ -116,12 +115,3 @@ def load_onnx_classifier(
         input_names=tuple(i.name for i in session.get_inputs()),
         quantized=quantize is not None,
     )
-
-
-def describe_backend(classifier: Classifier) -> str:
-    """How a classifier runs, for messages: `torch on cpu`, `onnx int8 on cpu`, ..."""
-    if isinstance(classifier, OnnxClassifier):
-        return f"onnx{' int8' if classifier.quantized else ''} on {classifier.device}"
-    modules = getattr(classifier.model, "modules", None)
-    quantized = modules is not None and any(".quantized." in type(m).__module__ for m in modules())
-    return f"torch{' int8' if quantized else ''} on {classifier.device}"

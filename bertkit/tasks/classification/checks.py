@@ -43,7 +43,7 @@ from bertkit.tasks.classification.labels import (
 from bertkit.tasks.classification.recipe import ClassificationRecipe as Recipe
 
 
-def check_classification(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
+def check_data(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
     data = recipe.data
     tables: dict[str, Table] = {}
     for split in SPLITS:

@@ -110,26 +110,8 @@ def _predict_texts(
 
 
 def _predict_file(classifier: Any, options: dict[str, Any], top_k: int, batch_size: int) -> None:
-    from bertkit.predicting import report, with_progress
-    from bertkit.tasks.classification.backends import describe_backend
+    from bertkit.predicting import predict_file_command
     from bertkit.tasks.classification.predict import predict_file
 
-    source, output = options["input"], options.get("output")
-    stats = with_progress(
-        source,
-        options.get("input-format"),
-        output,
-        lambda progress: predict_file(
-            classifier,
-            source,
-            output,
-            text_column=options.get("text-column") or "text",
-            pair_column=options.get("text-pair"),
-            input_format=options.get("input-format"),
-            top_k=top_k,
-            batch_size=batch_size,
-            skip_errors=options.get("on-error") == "skip",
-            on_progress=progress,
-        ),
-    )
-    report(stats, describe_backend(classifier), output)
+    settings = {"pair_column": options.get("text-pair"), "top_k": top_k, "batch_size": batch_size}
+    predict_file_command(classifier, options, predict_file, **settings)

@@ -27,18 +27,11 @@ class MaskedLM(Task):
         return existing_tokenizer(recipe)
 
     def check(self, recipe: Any, tokenizer: Any, report: Any) -> None:
-        from bertkit.tasks.mlm.checks import check_corpus
-
         if recipe.tokenizer.train:
             report.notes.append(
                 "tokenizer.train is on: the tokenizer is trained first, so token counts are skipped"
             )
-        check_corpus(recipe, report.limit, tokenizer, report)
-
-    def read(self, recipe: Any) -> Any:
-        from bertkit.tasks.mlm.train import read
-
-        return read(recipe)
+        super().check(recipe, tokenizer, report)
 
     def run_tokenizer(self, recipe: Any, data: Any, run: Any, resuming: bool, tokenizer: Any) -> Any:
         if tokenizer is not None:
@@ -46,36 +39,6 @@ class MaskedLM(Task):
         from bertkit.tasks.mlm.train import tokenizer_for_scratch
 
         return tokenizer_for_scratch(recipe, data["train"], run, resuming)
-
-    def prepare(self, recipe: Any, data: Any, tokenizer: Any, placement: Any) -> Any:
-        from bertkit.tasks.mlm.train import prepare
-
-        return prepare(recipe, data, tokenizer, placement)
-
-    def evaluate(self, model: Any, options: dict[str, Any]) -> Any:
-        from bertkit.tasks.mlm.commands import evaluate
-
-        return evaluate(model, options)
-
-    def predict(self, model: Any, texts: list[str], options: dict[str, Any]) -> None:
-        from bertkit.tasks.mlm.commands import predict
-
-        predict(model, texts, options)
-
-    def export(
-        self,
-        folder: Any,
-        run: Any,
-        tmp: Any,
-        quantize: Any,
-        optimize: bool,
-        data: Any,
-        limits: Any,
-        step: Any,
-    ) -> Any:
-        from bertkit.tasks.mlm.export import export_checks
-
-        return export_checks(folder, run, tmp, quantize, optimize, data, limits, step)
 
 
 TASK = MaskedLM()

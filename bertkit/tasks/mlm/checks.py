@@ -18,7 +18,7 @@ from bertkit.errors import DataError
 from bertkit.tasks.mlm.recipe import MlmRecipe as Recipe
 
 
-def check_corpus(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
+def check_data(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
     from bertkit.tasks.mlm.corpus import load_corpus
 
     data = recipe.data

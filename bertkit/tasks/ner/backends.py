@@ -14,11 +14,9 @@ import numpy as np
 from bertkit.errors import ModelError
 from bertkit.export.runtime import (
     OUTPUT_NAME,
-    check_backend_options,
-    find_onnx_dir,
     graph_file,
+    load_on_backend,
     open_session,
-    quantize_linear_int8,
     run_of,
     session_feed,
 )
@@ -34,22 +32,23 @@ def load_backend_tagger(
     precision: str = "auto",
     root: Path = Path("runs"),
 ) -> Tagger:
-    """A tagger on the chosen backend; the same interface and outputs whichever it is.
+    """A tagger on the chosen backend (see `bertkit.export.runtime.load_on_backend`).
 
     Raises:
         BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
     """
     from bertkit.tasks.ner.inference import load_tagger
 
-    check_backend_options(backend, quantize, device, precision)
-    if backend == "onnx":
-        return load_onnx_tagger(find_onnx_dir(model, root), quantize=quantize, device=device)
-    if quantize:
-        device, precision = "cpu", "fp32"
-    tagger = load_tagger(model, root=root, device=device, precision=precision)
-    if quantize:
-        tagger.model = quantize_linear_int8(tagger.model)
-    return tagger
+    return load_on_backend(
+        model,
+        backend=backend,
+        quantize=quantize,
+        device=device,
+        precision=precision,
+        root=root,
+        load_torch=load_tagger,
+        load_onnx=load_onnx_tagger,
+    )
 
 
 @dataclass
@@ -102,12 +101,3 @@ def load_onnx_tagger(folder: Path, *, quantize: str | None = None, device: str |
         quantized=quantize is not None,
         **settings(config, tokenizer),
     )
-
-
-def describe_backend(tagger: Tagger) -> str:
-    """How a tagger runs, for messages: `torch on cpu`, `onnx int8 on cpu`, ..."""
-    if isinstance(tagger, OnnxTagger):
-        return f"onnx{' int8' if tagger.quantized else ''} on {tagger.device}"
-    modules = getattr(tagger.model, "modules", None)
-    quantized = modules is not None and any(".quantized." in type(m).__module__ for m in modules())
-    return f"torch{' int8' if quantized else ''} on {tagger.device}"

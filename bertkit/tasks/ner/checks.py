@@ -23,7 +23,7 @@ from bertkit.tasks.ner.splits import SPLITS
 from bertkit.tasks.ner.tagging import TagSpec, convert, decide_tags, entity_counts
 
 
-def check_ner(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
+def check_data(recipe: Recipe, limit: int | None, tokenizer: Any, report: CheckReport) -> None:
     data = recipe.data
     splits: dict[str, Sentences] = {}
     for split in SPLITS:

@@ -97,25 +97,7 @@ def _predict_texts(
 
 
 def _predict_file(tagger: Any, options: dict[str, Any], batch_size: int, aggregation: str) -> None:
-    from bertkit.predicting import report, with_progress
-    from bertkit.tasks.ner.backends import describe_backend
+    from bertkit.predicting import predict_file_command
     from bertkit.tasks.ner.predict import predict_file
 
-    source, output = options["input"], options.get("output")
-    stats = with_progress(
-        source,
-        options.get("input-format"),
-        output,
-        lambda progress: predict_file(
-            tagger,
-            source,
-            output,
-            text_column=options.get("text-column") or "text",
-            input_format=options.get("input-format"),
-            batch_size=batch_size,
-            aggregation=aggregation,
-            skip_errors=options.get("on-error") == "skip",
-            on_progress=progress,
-        ),
-    )
-    report(stats, describe_backend(tagger), output)
+    predict_file_command(tagger, options, predict_file, batch_size=batch_size, aggregation=aggregation)
