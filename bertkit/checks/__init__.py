@@ -15,7 +15,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from bertkit.checks.report import CheckReport, Finding, SplitStats, TokenStats
+from bertkit.checks.report import CheckReport, Finding, SplitStats, TokenStats, plural
 from bertkit.errors import BertkitError, DataError, RecipeError
 from bertkit.recipe.base import RecipeBase as Recipe
 
@@ -74,7 +74,7 @@ def raise_for_errors(report: CheckReport) -> None:
             lines.append(f"    ({finding.hint})")
     listed = "\n".join(lines)
     raise DataError(
-        f"{report.recipe}: {len(errors)} problems make training fail or meaningless:\n{listed}",
+        f"{report.recipe}: training would fail or mean nothing ({plural(len(errors), 'problem')}):\n{listed}",
         hint=f"fix them; `bertkit check --recipe {report.recipe}` shows the full report",
     )
 

@@ -64,7 +64,8 @@ def export(
         float,
         typer.Option(
             "--max-accuracy-drop",
-            help="Or, when the sample texts have labels: most accuracy int8 may lose (0.01: one point).",
+            help="Or, when the sample texts have labels: most accuracy (question answering: F1) int8 may "
+            "lose (0.01: one point).",
         ),
     ] = 0.01,
     overwrite: Annotated[
@@ -124,7 +125,8 @@ def _report(result) -> None:
     table = Table(title=f"ONNX export: {result.folder}", title_justify="left")
     same = f"same {result.parity[0].agreement_of}" if result.parity else "agreement"
     labelled = any(check.accuracy is not None for check in result.parity)
-    columns = ("graph", "size", "max |Δ|", same, *(["accuracy"] if labelled else []), "check")
+    quality = result.parity[0].quality if result.parity else "accuracy"
+    columns = ("graph", "size", "max |Δ|", same, *([quality] if labelled else []), "check")
     for name in columns:
         table.add_column(name, justify="left" if name in ("graph", "check") else "right", overflow="fold")
     limits = []
@@ -136,7 +138,7 @@ def _report(result) -> None:
         else:
             limit = f"{check.variant} {same} ≥ {tolerance['min_agreement']:.0%}"
             if "max_accuracy_drop" in tolerance:
-                limit += f" or accuracy down ≤ {tolerance['max_accuracy_drop'] * 100:g} pt"
+                limit += f" or {quality} down ≤ {tolerance['max_accuracy_drop'] * 100:g} pt"
             limits.append(limit)
         accuracy = [f"{check.accuracy:.2%}" if check.accuracy is not None else ""] if labelled else []
         table.add_row(
@@ -152,10 +154,10 @@ def _report(result) -> None:
     original = next((c for c in result.parity if c.reference_accuracy is not None), None)
     if original is not None:
         err.print(
-            f"the original model's accuracy on the {original.labelled} labelled texts: "
+            f"the original model's {quality} on the {original.labelled} labelled texts: "
             f"{original.reference_accuracy:.2%}"
         )
     err.print(f"checked on {result.sample}; {result.seconds:.1f}s")
     quantized = " --quantize int8" if "int8" in result.files else ""
     example = result.example
-    err.print(f'next: bertkit predict --backend onnx{quantized} --model {result.folder} "{example}"')
+    err.print(f"next: bertkit predict --backend onnx{quantized} --model {result.folder} {example}")

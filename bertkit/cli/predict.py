@@ -29,9 +29,25 @@ from bertkit.cli.options import (
 def predict(
     texts: Annotated[
         list[str] | None,
-        typer.Argument(help="Texts to predict (with a [MASK] for fill-mask).", show_default=False),
+        typer.Argument(
+            help="Texts to predict (with a [MASK] for fill-mask; questions for question answering).",
+            show_default=False,
+        ),
     ] = None,
     model: ModelDirOption = None,
+    question: Annotated[
+        str | None,
+        typer.Option("--question", "-q", help="Question-answering models: the question.", show_default=False),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            "-c",
+            help="Question-answering models: the text to answer from, or a file holding it (any length).",
+            show_default=False,
+        ),
+    ] = None,
     input: Annotated[  # noqa: A002 - the option is called --input
         Path | None,
         typer.Option(
@@ -53,13 +69,17 @@ def predict(
     text_column: Annotated[
         str | None,
         typer.Option(
-            "--text-column", help="Input column holding the text. Default: text.", show_default=False
+            "--text-column",
+            help="Input column holding the text (question answering: the question). Default: text.",
+            show_default=False,
         ),
     ] = None,
     text_pair: Annotated[
         str | None,
         typer.Option(
-            "--text-pair", help="Input column holding the second text (pair models).", show_default=False
+            "--text-pair",
+            help="Input column holding the second text (pair models; question answering: the context).",
+            show_default=False,
         ),
     ] = None,
     input_format: Annotated[
@@ -111,7 +131,8 @@ def predict(
     """Predict with a trained model: texts given as arguments, or a whole file.
 
     Classifiers give labels and scores; NER models list entities with their type,
-    character offsets, text and score; masked-LM models fill each [MASK]. Files are
+    character offsets, text and score; question-answering models answer each question
+    from --context (a text or a file of any length); masked-LM models fill each [MASK]. Files are
     streamed (input columns pass through) and written atomically. Options that do
     not apply to the model are refused.
 
@@ -125,10 +146,11 @@ def predict(
       bertkit predict --backend onnx --quantize int8 --input texts.txt -o out.jsonl
       bertkit predict --model runs/mlm-20250101-120000 "the food was [MASK] ."
       bertkit predict --model runs/ner-20250101-120000 "Angela Merkel visited Paris"
+      bertkit predict --model runs/qa-20250101-120000 --context report.txt "who wrote it?"
     """
     from bertkit.errors import UsageError
 
-    if bool(texts) == (input is not None):
+    if bool(texts or question) == (input is not None):
         raise UsageError(
             "give texts as arguments or --input FILE (one of them)",
             hint='bertkit predict "some text"   or   bertkit predict --input texts.txt',
@@ -139,6 +161,8 @@ def predict(
     check_backend_options(value(backend), value(quantize), value(device), value(precision))
     task = task_of(backend_model_dir(model, value(backend)))
     options = {
+        "question": question,
+        "context": context,
         "input": input,
         "output": output,
         "text-column": text_column,

@@ -146,9 +146,9 @@ def render_result(result) -> None:
     from bertkit.tasks import TASKS
 
     task = TASKS.get(result.run.info().get("task", ""))
-    example = task.example if task else "some text"
+    example = task.predict_arguments() if task else '"some text"'
     run = result.run.path
-    out.print(f'next:  bertkit eval --model {run}    |    bertkit predict --model {run} "{example}"')
+    out.print(f"next:  bertkit eval --model {run}    |    bertkit predict --model {run} {example}")
 
 
 def _training_line(train: dict[str, float]) -> str:

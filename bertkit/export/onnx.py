@@ -80,7 +80,7 @@ class ExportResult:
     sample: str
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
-    example: str = "some text"  # a typical input for the exported model, for the next-step hint
+    example: str = '"some text"'  # `bertkit predict` arguments for the exported model, for the next-step hint
 
 
 def write_graphs(
@@ -92,8 +92,13 @@ def write_graphs(
     optimize: bool,
     pair: bool,
     step: Callable[[str], None],
+    outputs: tuple[str, ...] = (OUTPUT_NAME,),
 ) -> dict[str, Any]:
-    """Write model.onnx (and model.int8.onnx), config.json and the tokenizer into `tmp`."""
+    """Write model.onnx (and model.int8.onnx), config.json and the tokenizer into `tmp`.
+
+    `outputs` names the model outputs the graph returns, in order (`logits`, or
+    `start_logits` and `end_logits` for question answering).
+    """
 
     names = tuple(n for n in INPUT_ORDER if n in tokenizer.model_input_names or n == "attention_mask")
     # Two texts of different lengths: torch.export specialises axes whose example size is 1.
@@ -107,7 +112,7 @@ def write_graphs(
     external = size > _EXTERNAL_DATA_BYTES
     positions = getattr(model.config, "max_position_embeddings", None) or 512
     step(f"exporting the graph with torch.onnx (dynamo), opset {OPSET}")
-    export_graph(model, {n: example[n] for n in names}, tmp / MODEL_FILE, positions, external)
+    export_graph(model, {n: example[n] for n in names}, tmp / MODEL_FILE, positions, external, outputs)
     files = {"fp32": MODEL_FILE}
     if quantize:
         step("quantizing to int8 with ONNX Runtime (dynamic)")
@@ -122,7 +127,7 @@ def write_graphs(
     shutil.copy2(folder / "config.json", tmp / "config.json")
     tokenizer.save_pretrained(str(tmp))
 
-    return _export_info(files, quantize, optimized, names, positions, external)
+    return _export_info(files, quantize, optimized, names, positions, external, outputs)
 
 
 def _export_info(
@@ -132,6 +137,7 @@ def _export_info(
     names: tuple[str, ...],
     positions: int,
     external: bool,
+    outputs: tuple[str, ...],
 ) -> dict[str, Any]:
     """export.json's record of how the graphs were made, with every library's version."""
     import onnx
@@ -155,7 +161,7 @@ def _export_info(
         "opset": OPSET,
         "optimized": optimized,
         "inputs": list(names),
-        "output": OUTPUT_NAME,
+        "output": outputs[0] if len(outputs) == 1 else list(outputs),
         "dynamic_axes": {"0": "batch", "1": "sequence"},
         "max_sequence": positions,
         "external_data": external,
@@ -171,9 +177,14 @@ def _export_info(
 
 
 def export_graph(
-    model: Any, example: dict[str, np.ndarray], path: Path, max_positions: int, external: bool = False
+    model: Any,
+    example: dict[str, np.ndarray],
+    path: Path,
+    max_positions: int,
+    external: bool = False,
+    outputs: tuple[str, ...] = (OUTPUT_NAME,),
 ) -> None:
-    """Export `model(**inputs).logits` to an ONNX file with dynamic batch and sequence axes.
+    """Export `model(**inputs)`'s `outputs` to an ONNX file with dynamic batch and sequence axes.
 
     Raises:
         ModelError: the exporter fails.
@@ -181,7 +192,7 @@ def export_graph(
     import torch
 
     names = tuple(example)
-    module = _logits_module(model, names)
+    module = _outputs_module(model, names, outputs)
     args = tuple(torch.from_numpy(np.asarray(example[n], dtype=np.int64)) for n in names)
     batch = torch.export.Dim("batch")
     sequence = torch.export.Dim("sequence", max=max_positions)
@@ -193,7 +204,7 @@ def export_graph(
                 args,
                 None,
                 input_names=list(names),
-                output_names=[OUTPUT_NAME],
+                output_names=list(outputs),
                 opset_version=OPSET,
                 dynamo=True,
                 dynamic_shapes=shapes,
@@ -280,19 +291,21 @@ def finish(kind: str, info: dict[str, Any], checks: list[Parity], sample: str) -
     return ExportResult(Path(), kind, dict(info["files"]), checks, sample, 0.0, info)
 
 
-def _logits_module(model: Any, names: tuple[str, ...]) -> Any:
-    """A module whose forward takes the graph inputs positionally and returns only logits."""
+def _outputs_module(model: Any, names: tuple[str, ...], outputs: tuple[str, ...]) -> Any:
+    """A module whose forward takes the graph inputs positionally and returns only `outputs`."""
     import torch
 
-    class Logits(torch.nn.Module):
+    class Outputs(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
-        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            return self.model(**dict(zip(names, inputs, strict=True))).logits
+        def forward(self, *inputs: torch.Tensor) -> Any:
+            result = self.model(**dict(zip(names, inputs, strict=True)))
+            found = tuple(getattr(result, name) for name in outputs)
+            return found[0] if len(found) == 1 else found
 
-    return Logits().eval()
+    return Outputs().eval()
 
 
 @contextlib.contextmanager

@@ -89,6 +89,7 @@ class Parity:
         labelled: how many sample texts had a label (0: none, so no accuracy).
         accuracy: the exported graph's accuracy on those texts.
         reference_accuracy: the original model's accuracy on the same texts.
+        quality: what `accuracy` measures (accuracy; F1 for question answering).
     """
 
     variant: str
@@ -102,6 +103,7 @@ class Parity:
     labelled: int = 0
     accuracy: float | None = None
     reference_accuracy: float | None = None
+    quality: str = "accuracy"
 
 
 @dataclass
@@ -136,6 +138,7 @@ def judge(
     of: str,
     limits: Tolerances,
     accuracy: tuple[int, float, float] | None = None,
+    quality: str = "accuracy",
 ) -> Parity:
     """Check one graph's numbers against its limits.
 
@@ -143,6 +146,7 @@ def judge(
         accuracy: (labelled texts, the graph's accuracy, the original's accuracy) when
             the sample has labels; int8 then also passes by losing at most
             `limits.max_accuracy_drop` of accuracy.
+        quality: what `accuracy` measures, named in messages (a share, like accuracy).
     """
     labelled, ours, theirs = accuracy if accuracy is not None else (0, None, None)
     tolerance: dict[str, float]
@@ -154,7 +158,9 @@ def judge(
             tolerance["max_accuracy_drop"] = limits.max_accuracy_drop
             # The drop is a multiple of 1/labelled; the epsilon keeps 1 point of 100 a pass.
             passed = passed or theirs - ours <= limits.max_accuracy_drop + 1e-9
-    return Parity(variant, texts, compared, diff, agreement, of, tolerance, passed, labelled, ours, theirs)
+    return Parity(
+        variant, texts, compared, diff, agreement, of, tolerance, passed, labelled, ours, theirs, quality
+    )
 
 
 def raise_on_failure(checks: list[Parity]) -> None:
@@ -177,10 +183,11 @@ def raise_on_failure(checks: list[Parity]) -> None:
         required = f"required at least {check.tolerance['min_agreement']:.0%}"
         if check.accuracy is not None and check.reference_accuracy is not None:
             numbers += (
-                f", and accuracy falls from {check.reference_accuracy:.1%} to {check.accuracy:.1%} "
+                f", and {check.quality} falls from {check.reference_accuracy:.1%} to {check.accuracy:.1%} "
                 f"on {check.labelled} labelled texts"
             )
-            required += f", or an accuracy drop of at most {check.tolerance['max_accuracy_drop']:.1%}"
+            drop = check.tolerance["max_accuracy_drop"]
+            required += f", or a drop in {check.quality} of at most {drop:.1%}"
         raise ModelError(
             f"the int8 graph changes too many predictions: {numbers}; {required}",
             hint="export without --quantize (fp32 keeps the predictions), "

@@ -89,7 +89,7 @@ def export_model(
     try:
         tmp.mkdir(parents=True)
         result = task.export(folder, run, tmp, quantize, optimize, data, limits, step)
-        result.example = task.example
+        result.example = task.predict_arguments()
         result.info.update(
             {
                 "source": str(folder.resolve()),

@@ -15,11 +15,13 @@ from bertkit.tasks.base import CONFIG_KEY, Task
 from bertkit.tasks.classification import TASK as CLASSIFICATION
 from bertkit.tasks.mlm import TASK as MLM
 from bertkit.tasks.ner import TASK as NER
+from bertkit.tasks.qa import TASK as QA
 
 TASKS: dict[str, Task] = {
     "classification": CLASSIFICATION,
     "mlm": MLM,
     "ner": NER,
+    "qa": QA,
 }
 
 

@@ -154,6 +154,10 @@ class Task:
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
+    def predict_arguments(self) -> str:
+        """The arguments of a typical `bertkit predict` call on this task's models, for hints."""
+        return f'"{self.example}"'
+
     # ----------------------------------------------------------------- training
 
     def load_tokenizer(self, recipe: Any) -> Any:

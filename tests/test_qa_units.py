@@ -1,0 +1,148 @@
+"""Question answering's parts: SQuAD scoring, windows and their labels, answers merged across windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bertkit.tasks.qa.answers import rank_answers
+from bertkit.tasks.qa.data import Questions, check_answers
+from bertkit.tasks.qa.features import Features, make_features
+from bertkit.tasks.qa.scoring import best_thresholds, normalize_answer, question_scores, squad_scores
+
+# ----------------------------------------------------------------------------------- scoring
+
+
+def test_answers_are_normalised_as_the_official_script_does():
+    assert normalize_answer("The  Eiffel-Tower!") == "eiffeltower"
+    assert normalize_answer("an apple, a pear") == "apple pear"
+    # Articles go after punctuation: "the" inside a word stays, a quoted one goes.
+    assert normalize_answer("theatre 'the' end") == "theatre end"
+
+
+def test_a_prediction_scores_its_best_reference():
+    exact, f1 = question_scores("the big red house", ["red house", "a small house"])
+    assert exact == 0.0
+    # vs "red house": 2 shared of 3 predicted, 2 gold -> P 2/3, R 1 -> F1 0.8.
+    assert f1 == pytest.approx(0.8)
+    assert question_scores("Red House.", ["red house"]) == (1.0, 1.0)
+    # No references: only the empty prediction is right.
+    assert question_scores("", []) == (1.0, 1.0)
+    assert question_scores("anything", []) == (0.0, 0.0)
+
+
+def test_squad_2_scores_split_into_answered_and_unanswerable():
+    references = {"a": ["paris"], "b": ["1932"], "c": [], "d": []}
+    predictions = {"a": "Paris", "b": "in 1932", "c": "", "d": "london"}
+    scores = squad_scores(predictions, references)
+    assert scores["exact_match"] == pytest.approx(50.0)  # a, c
+    assert scores["f1"] == pytest.approx(100 * (1 + 2 / 3 + 1 + 0) / 4)
+    assert scores["has_answer_f1"] == pytest.approx(100 * (1 + 2 / 3) / 2)
+    assert scores["no_answer_exact_match"] == pytest.approx(50.0)
+    assert scores["has_answer_total"] == 2 and scores["no_answer_total"] == 2
+    # SQuAD 1.1 data has no breakdown; a question without a prediction scores 0.
+    plain = squad_scores({"a": "paris"}, {"a": ["paris"], "b": ["1932"]})
+    assert plain == {"exact_match": 50.0, "f1": 50.0, "total": 2.0}
+
+
+def test_the_best_threshold_is_the_official_scripts():
+    # Answer when the margin is at most the threshold. Sorted by margin: b (-2, right), c (-1, no
+    # answer, so answering it costs one), a (0.5, right), d (3, no answer).
+    references = {"a": ["paris"], "b": ["1932"], "c": [], "d": []}
+    answers = {"a": "paris", "b": "1932", "c": "rome", "d": "london"}
+    margins = {"a": 0.5, "b": -2.0, "c": -1.0, "d": 3.0}
+    best = best_thresholds(answers, margins, references)
+    # None answered: 2 of 4; +b: 3; +c: 2; +a: 3 (not better than 3); so the threshold is b's margin.
+    assert best["best_exact_match"] == pytest.approx(75.0)
+    assert best["best_exact_match_threshold"] == -2.0
+    assert best["best_f1_threshold"] == -2.0
+
+
+# ----------------------------------------------------------------------------------- windows
+
+
+def _questions(*rows: tuple[str, str, list[tuple[str, int]]]) -> Questions:
+    out = Questions("test")
+    for index, (question, context, answers) in enumerate(rows):
+        out.add(str(index), question, context, answers, f"row {index}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def test_only_the_window_holding_the_whole_answer_is_labelled(tokenizer):
+    words = " ".join(["the film was bad ."] * 8) + " the food was great ."
+    questions = _questions(("what was good ?", words, [("great", words.index("great"))]))
+    features = make_features(tokenizer, questions, max_length=24, doc_stride=6)
+    assert len(features) > 2 and features.windowed == 1
+    labelled = [w for w in range(len(features)) if features.starts[w]]
+    assert labelled == [len(features) - 1]
+    window = labelled[0]
+    start, end = features.starts[window], features.ends[window]
+    begin, finish = features.offsets[window][start][0], features.offsets[window][end][1]
+    assert words[begin:finish] == "great"
+    assert features.without_answer == len(features) - 1
+    # Windows overlap by doc_stride context tokens and together cover the whole context.
+    covered = {span for spans in features.offsets for span in spans if span is not None}
+    assert min(s for s, _ in covered) == 0 and max(e for _, e in covered) == len(words)
+
+
+def test_chinese_contexts_are_read_character_by_character(tokenizer):
+    # The tiny vocabulary has no Chinese characters: each is its own [UNK] token, with its own offsets.
+    context = "北京是中国的首都，上海是最大的城市。"
+    questions = _questions(("what ?", context, [("上海", context.index("上海"))]))
+    features = make_features(tokenizer, questions, max_length=32, doc_stride=8)
+    start, end = features.starts[0], features.ends[0]
+    assert context[features.offsets[0][start][0] : features.offsets[0][end][1]] == "上海"
+    assert end == start + 1
+
+
+def test_answers_merge_across_windows_and_keep_the_null_score_of_the_best_window():
+    # Two windows of one question over "a b c d e": window 0 holds chars 0-5, window 1 chars 4-9.
+    features = Features(
+        inputs=[{"input_ids": [0] * 4}, {"input_ids": [0] * 4}],
+        question=[0, 0],
+        offsets=[[None, (0, 1), (2, 3), (4, 5)], [None, (4, 5), (6, 7), (8, 9)]],
+    )
+    starts = [np.array([1.0, 0.0, 2.0, 0.5]), np.array([-1.0, 3.0, 0.0, 0.0])]
+    ends = [np.array([1.0, 0.0, 2.0, 0.0]), np.array([-1.0, 0.0, 1.5, 0.0])]
+    (ranked,) = rank_answers(
+        features, starts, ends, ["a b c d e"], 1, n_best=3, max_answer_length=2, unanswerable=True
+    )
+    best = ranked.candidates[0]
+    # Window 1's "c d" (3 + 1.5) beats window 0's "b" (2 + 2); spans longer than 2 tokens are out.
+    assert (best.text, best.start, best.end, best.logit) == ("c d", 4, 7, 4.5)
+    assert ranked.candidates[1].text == "b"
+    assert all(len(c.text.split()) <= 2 for c in ranked.candidates)
+    assert ranked.null_logit == -2.0  # the lower of the windows' [CLS] scores (2.0 and -2.0)
+    assert ranked.null_margin == -6.5
+    assert ranked.answer(True, threshold=0.0) == "c d"
+    assert ranked.answer(True, threshold=-7.0) == ""
+    probabilities = [c.probability for c in ranked.candidates]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_bad_answers_are_moved_dropped_or_left_for_the_caller_to_refuse():
+    context = "the bridge opened in 1932 and closed in 1990 ."
+    questions = _questions(
+        ("when?", context, [("1932", 21)]),  # right
+        ("when?", context, [("1990", -1)]),  # a start of -1: the text is in the context
+        ("who?", context, [("mary", 3)]),  # nowhere in the context
+    )
+    searched, problems, notes = check_answers(questions, "search")
+    assert searched.ids == ["0", "1"]
+    assert searched.answers[1] == [("1990", context.index("1990"))]
+    assert [p.message for p in problems] == [
+        "row 2: answer 'mary' is not at answer_start 3 (the context has ' bri' there, and the text is "
+        "nowhere in the context)"
+    ]
+    assert len(notes) == 2
+    dropped, problems, _ = check_answers(questions, "drop")
+    assert dropped.ids == ["0"] and len(problems) == 2
+    unchanged, problems, _ = check_answers(questions, "error")
+    assert unchanged is questions and len(problems) == 2
