@@ -299,7 +299,7 @@ def test_masked_lm_export_and_fill_mask_on_onnx(tiny_model_dir, run_cli, tmp_pat
 def _reuse_graph(monkeypatch, standard_export) -> None:
     """Skip the (slow) exporter: copy the module's already exported standard graph instead."""
 
-    def copy_graph(model, example, path, max_positions, external=False):
+    def copy_graph(model, example, path, max_positions, external=False, outputs=None):
         shutil.copy2(standard_export.folder / MODEL_FILE, path)
 
     monkeypatch.setattr("bertkit.export.onnx.export_graph", copy_graph)
@@ -400,7 +400,7 @@ def test_int8_passes_on_labelled_texts_when_flips_cost_no_accuracy():
     message = str(caught.value)
     assert "labels agree on 97.0% of 100 texts" in message
     assert "accuracy falls from 91.0% to 89.0% on 100 labelled texts" in message
-    assert "or an accuracy drop of at most 1.0%" in message
+    assert "or a drop in accuracy of at most 1.0%" in message
     assert "--max-accuracy-drop" in caught.value.hint
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,32 @@ def test_bad_answers_are_moved_dropped_or_left_for_the_caller_to_refuse():
     assert dropped.ids == ["0"] and len(problems) == 2
     unchanged, problems, _ = check_answers(questions, "error")
     assert unchanged is questions and len(problems) == 2
+
+
+def test_flat_files_and_squad_layout_records_read_the_same_questions(tmp_path):
+    from bertkit.recipe.base import DataSource
+    from bertkit.tasks.qa.data import read_questions
+    from bertkit.tasks.qa.recipe import QaData
+
+    context = "the bridge opened in 1932 ."
+    records = tmp_path / "records.jsonl"  # the layout of Hub datasets such as rajpurkar/squad
+    rows = [
+        {
+            "id": "a",
+            "question": "when?",
+            "context": context,
+            "answers": {"text": ["1932"], "answer_start": [21]},
+        },
+        {"id": "b", "question": "who?", "context": context, "answers": {"text": [], "answer_start": []}},
+    ]
+    records.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    flat = tmp_path / "flat.csv"
+    flat.write_text(
+        f"q,passage,answer,answer_start\nwhen?,{context},1932,21\nwho?,{context},,\n", encoding="utf-8"
+    )
+    from_records = read_questions(DataSource(path=str(records)), QaData())
+    from_csv = read_questions(DataSource(path=str(flat)), QaData(question="q", context="passage"))
+    assert from_records.answers == from_csv.answers == [[("1932", 21)], []]
+    assert from_records.ids == ["a", "b"] and from_csv.ids == ["1", "2"]
+    assert from_csv.origins[0] == f"{flat}:2"
+    assert from_records.unanswerable == 1

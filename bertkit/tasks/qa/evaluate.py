@@ -159,17 +159,21 @@ def write_report(
         answer = r.answer(reader.unanswerable, reader.threshold)
         references = [t for t, _ in questions.answers[index]]
         exact, f1 = question_scores(answer, references)
-        results.append(
-            {
-                "id": questions.ids[index],
-                "question": questions.questions[index],
-                "answer": answer,
-                "references": references,
-                "exact_match": exact,
-                "f1": round(f1, 4),
-                "where": questions.origins[index],
-            }
-        )
+        result = {
+            "id": questions.ids[index],
+            "question": questions.questions[index],
+            "answer": answer,
+            "references": references,
+            "exact_match": exact,
+            "f1": round(f1, 4),
+            "where": questions.origins[index],
+        }
+        if reader.unanswerable:
+            # What the SQuAD 2.0 script reads: the best non-empty answer and how much more the
+            # model scores "no answer" (answered when at most the threshold).
+            result["best_answer"] = r.candidates[0].text if r.candidates else ""
+            result["no_answer_margin"] = r.null_margin if r.candidates else None
+        results.append(result)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
     worst = sorted(results, key=lambda r: (r["f1"], r["exact_match"]))[:WORST]
     md = [f"# {cell(title)}", "", f"- Data: {cell(questions.name)} ({len(questions):,} questions)"]

@@ -43,8 +43,12 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 def question_scores(prediction: str, references: list[str]) -> tuple[float, float]:
-    """(exact, f1) of one prediction: the best over its references ([] means no answer)."""
-    references = references or [""]
+    """(exact, f1) of one prediction: the best over its references ([] means no answer).
+
+    References that normalise to nothing (an answer "the") are left out, as the SQuAD 2.0
+    script does; without any, only the empty prediction is right.
+    """
+    references = [r for r in references if normalize_answer(r)] or [""]
     return max(exact(prediction, r) for r in references), max(token_f1(prediction, r) for r in references)
 
 
