@@ -18,9 +18,10 @@ Three parts, one after the other (nothing else should run on the machine):
    seed-42 bertkit model: bertkit's reader (windows of all questions batched, sorted
    by length) against a plain loop that runs the same windows one at a time and
    post-processes them as utils_qa does. Same answers required; time compared.
-3. SQuAD 2.0. bertkit trains on the first three articles of ../shared/data/squad_v2/
-   dev.json and answers the other two (half of its questions have no answer), tuning
-   the no-answer threshold on its own validation split.
+3. SQuAD 2.0. bertkit continues training the seed-42 model of part 1 on the first
+   three articles of ../shared/data/squad_v2/dev.json and answers the other two (half
+   of its questions have no answer), tuning the no-answer threshold on a validation
+   split carved from its training articles.
 
 With `--official-v1 evaluate-v1.1.py` and `--official-v2 evaluate-v2.0.py` (the
 official SQuAD evaluation scripts, not part of this repository), the predictions of
@@ -65,10 +66,10 @@ QUESTIONS_PER_DOCUMENT = 3
 class Settings:
     """What both tools train with."""
 
-    limit: int | None = 1000  # training questions (None: all 3,807)
+    limit: int | None = 1600  # training questions (None: all 3,807)
     epochs: float = 1.0
     batch_size: int = 16
-    learning_rate: float = 1e-4  # run_qa.py's 3e-5 is for BERT-base on all of SQuAD
+    learning_rate: float = 2e-4  # run_qa.py's 3e-5 is for BERT-base on all of SQuAD; MiniLM on 1,600 questions
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_length: int = 384
@@ -127,7 +128,6 @@ def finetune(
             **{key: str(value) if isinstance(value, Path) else value for key, value in data.items()},
             "max_length": settings.max_length,
             "doc_stride": settings.doc_stride,
-            "limit": settings.limit,
         },
         "train": {
             "epochs": settings.epochs,
@@ -157,9 +157,30 @@ def answers_of(run_dir: Path, data: Path, work: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
+def training_file(limit: int | None, work: Path) -> Path:
+    """The first `limit` questions of the SQuAD v1.1 training file, as a SQuAD file both tools read."""
+    if limit is None:
+        return TRAIN
+    document = json.loads(TRAIN.read_text(encoding="utf-8"))
+    kept, articles = 0, []
+    for article in document["data"]:
+        paragraphs = []
+        for paragraph in article["paragraphs"]:
+            qas = paragraph["qas"][: max(0, limit - kept)]
+            kept += len(qas)
+            if qas:
+                paragraphs.append({**paragraph, "qas": qas})
+        if paragraphs:
+            articles.append({**article, "paragraphs": paragraphs})
+    path = work / f"squad-v1-train-{limit}.json"
+    path.write_text(json.dumps({"version": document.get("version"), "data": articles}), encoding="utf-8")
+    return path
+
+
 def run_bertkit(settings: Settings, seed: int, work: Path, model: Path) -> dict[str, Any]:
     """Fine-tune with bertkit and score XQuAD; return speed, scores, wall time and the run folder."""
-    run_dir, wall = finetune("bench-squad", settings, seed, work, model, {"train": TRAIN, "test": TEST})
+    train = training_file(settings.limit, work)
+    run_dir, wall = finetune("bench-squad", settings, seed, work, model, {"train": train, "test": TEST})
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
     return {
         "train_samples_per_second": metrics["train"]["samples_per_second"],
@@ -175,14 +196,13 @@ def run_baseline(settings: Settings, seed: int, work: Path, model: Path) -> dict
     """Fine-tune with the run_qa.py recipe and score XQuAD; return speed, scores and wall time."""
     output = work / f"baseline-{seed}.json"
     argv = [
-        sys.executable, str(BASELINE), "--model", str(model), "--train", str(TRAIN), "--test", str(TEST),
+        sys.executable, str(BASELINE), "--model", str(model), "--train",
+        str(training_file(settings.limit, work)), "--test", str(TEST),
         "--output", str(output), "--epochs", str(settings.epochs), "--batch-size", str(settings.batch_size),
         "--learning-rate", str(settings.learning_rate), "--warmup", str(settings.warmup),
         "--weight-decay", str(settings.weight_decay), "--seed", str(seed),
         "--max-length", str(settings.max_length), "--doc-stride", str(settings.doc_stride),
     ]  # fmt: skip
-    if settings.limit is not None:
-        argv += ["--limit", str(settings.limit)]
     wall = run_child(argv, child_env(work / f"baseline-cache-{seed}"), work / f"baseline-{seed}.log")
     result = json.loads(output.read_text(encoding="utf-8"))
     return {
@@ -260,7 +280,7 @@ def long_documents(run_dir: Path, settings: Settings, limit: int) -> dict[str, A
     ours_seconds = time.perf_counter() - start
     ours = {row["id"]: (rec["answer"] or {}).get("text", "") for row, rec in zip(rows, records, strict=True)}
     same = sum(ours[qid] == loop[qid] for qid in ours)
-    tokens = len(reader.tokenizer(rows[0]["context"])["input_ids"])
+    tokens = len(reader.tokenizer(rows[0]["context"], verbose=False)["input_ids"])
     return {
         "questions": len(rows),
         "documents": len({r["context"] for r in rows}),
@@ -280,7 +300,12 @@ def long_documents(run_dir: Path, settings: Settings, limit: int) -> dict[str, A
 
 
 def squad_v2(settings: Settings, work: Path, model: Path) -> dict[str, Any]:
-    """Train on three articles of the SQuAD 2.0 dev file, answer the other two."""
+    """Train on three articles of the SQuAD 2.0 dev file, answer the other two.
+
+    `model` is the SQuAD 1.1 model of part 1: from MiniLM, 800 questions are too few to
+    learn both to find answers and to abstain; a reader trained on SQuAD 1.1 learns
+    to abstain from them, as SQuAD 2.0 systems commonly start.
+    """
     document = json.loads(SQUAD_V2.read_text(encoding="utf-8"))
     paths = {}
     for split, articles in (("train", document["data"][:3]), ("test", document["data"][3:])):
@@ -337,9 +362,8 @@ def official_v2(script: Path, v2: dict[str, Any], work: Path) -> dict[str, Any]:
 
 def _compare(theirs: dict[str, Any], ours: dict[str, Any], pairs: dict[str, str]) -> dict[str, Any]:
     rows = {name: {"official": theirs[name], "bertkit": ours[mine]} for name, mine in pairs.items()}
-    equal = all(
-        abs(r["official"] - r["bertkit"]) <= 1e-9 * max(1.0, abs(r["official"])) for r in rows.values()
-    )
+    # Percentages and logit margins: equal up to float rounding (summation order, JSON round trips).
+    equal = all(abs(r["official"] - r["bertkit"]) <= 1e-6 for r in rows.values())
     return {"scores": rows, "equal": equal}
 
 
@@ -374,7 +398,7 @@ def run(
             runs["bertkit"].append({"seed": seed, **run_bertkit(settings, seed, work, model)})
         first = Path(runs["bertkit"][0]["run"])
         long = long_documents(first, settings, per_document)
-        v2 = squad_v2(replace(settings, epochs=1.0) if quick else settings, work, model)
+        v2 = squad_v2(settings, work, first / "model")
         checks = {}
         if official[0] is not None:
             checks["v1"] = official_v1(official[0], answers_of(first, TEST, work), runs["bertkit"][0])

@@ -103,12 +103,15 @@ def check_texts(
     stats.duplicates = len(repeats)
     if repeats:
         row, earlier = repeats[0]
+        where_first = line_of(table, earlier)
+        if table.lines is not None:
+            where_first = f"line {where_first}"
         report.add(
             "warning",
             "duplicates",
             f"{table.name}: {plural(len(repeats), 'row')} ({len(repeats) / len(keys):.1%}) "
             f"repeat{'s' if len(repeats) == 1 else ''} an earlier text, "
-            f"e.g. {short(keys[row])!r} at {table.where(row)} (first at line {line_of(table, earlier)})",
+            f"e.g. {short(keys[row])!r} at {table.where(row)} (first at {where_first})",
             hint="remove exact duplicates: they weigh some examples more than others",
             split=split,
         )

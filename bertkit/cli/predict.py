@@ -48,6 +48,14 @@ def predict(
             show_default=False,
         ),
     ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(
+            "--corpus",
+            help="Embedding models: search this corpus (txt, csv, jsonl; a BEIR corpus.jsonl) for each text.",
+            show_default=False,
+        ),
+    ] = None,
     input: Annotated[  # noqa: A002 - the option is called --input
         Path | None,
         typer.Option(
@@ -91,7 +99,8 @@ def predict(
         typer.Option(
             "--top-k",
             min=1,
-            help="List the k most likely labels (fill-mask: tokens; default 5).",
+            help="List the k most likely labels (fill-mask: tokens, default 5; question answering: "
+            "answers, default 1; search: documents, default 10).",
             show_default=False,
         ),
     ] = None,
@@ -132,7 +141,8 @@ def predict(
 
     Classifiers give labels and scores; NER models list entities with their type,
     character offsets, text and score; question-answering models answer each question
-    from --context (a text or a file of any length); masked-LM models fill each [MASK]. Files are
+    from --context (a text or a file of any length); masked-LM models fill each [MASK];
+    embedding models search --corpus for the nearest documents. Files are
     streamed (input columns pass through) and written atomically. Options that do
     not apply to the model are refused.
 
@@ -147,6 +157,7 @@ def predict(
       bertkit predict --model runs/mlm-20250101-120000 "the food was [MASK] ."
       bertkit predict --model runs/ner-20250101-120000 "Angela Merkel visited Paris"
       bertkit predict --model runs/qa-20250101-120000 --context report.txt "who wrote it?"
+      bertkit predict --model runs/embedding-20250101-120000 --corpus docs.jsonl "reset my password"
     """
     from bertkit.errors import UsageError
 
@@ -163,6 +174,7 @@ def predict(
     options = {
         "question": question,
         "context": context,
+        "corpus": corpus,
         "input": input,
         "output": output,
         "text-column": text_column,

@@ -13,6 +13,7 @@ from pathlib import Path
 from bertkit.errors import ModelError
 from bertkit.tasks.base import CONFIG_KEY, Task
 from bertkit.tasks.classification import TASK as CLASSIFICATION
+from bertkit.tasks.embedding import TASK as EMBEDDING
 from bertkit.tasks.mlm import TASK as MLM
 from bertkit.tasks.ner import TASK as NER
 from bertkit.tasks.qa import TASK as QA
@@ -22,6 +23,7 @@ TASKS: dict[str, Task] = {
     "mlm": MLM,
     "ner": NER,
     "qa": QA,
+    "embedding": EMBEDDING,
 }
 
 
@@ -46,6 +48,8 @@ def task_of(folder: Path) -> Task:
     recorded = (config.get(CONFIG_KEY) or {}).get("task")  # see base.recorded_task
     if recorded in TASKS:
         return TASKS[recorded]
+    if (folder / "modules.json").is_file():  # a sentence-transformers folder
+        return TASKS["embedding"]
     architectures = config.get("architectures") or []
     for task in TASKS.values():
         if any(a.endswith(task.architectures) for a in architectures):

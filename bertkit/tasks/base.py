@@ -75,6 +75,13 @@ class Prepared:
         card: what the model card says.
         finish_metrics: turns a split's evaluation metrics into the reported ones.
         sequences: statistics to record in the run directory as sequences.json.
+        hf_model: the Transformers model whose config.json records the task, when
+            `model` wraps one (a sentence-transformers model); default `model`.
+        make_trainer: builds the Trainer from the keyword arguments bertkit would give
+            its own (a task that trains with a library's Trainer subclass); default
+            BertkitTrainer.
+        select_split: called with the trainer before the final evaluation of a split
+            (a task whose evaluation is not `compute_metrics`, e.g. an evaluator).
     """
 
     datasets: dict[str, Any]
@@ -96,6 +103,9 @@ class Prepared:
     config: dict[str, Any] = field(default_factory=dict)
     finish_metrics: Callable[[dict[str, float]], dict[str, float]] | None = None
     sequences: dict[str, Any] | None = None
+    hf_model: Any = None
+    make_trainer: Callable[[dict[str, Any]], Any] | None = None
+    select_split: Callable[[Any, str], None] | None = None
 
 
 @dataclass

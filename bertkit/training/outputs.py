@@ -114,7 +114,7 @@ def what_ran(trainer: Any, placement: Placement) -> dict[str, Any]:
         "processes": accelerator.num_processes,
         "distributed": str(accelerator.distributed_type).split(".")[-1],
         "tf32": placement.device == "cuda" and tf32_in_effect(),
-        "attention": getattr(trainer.model.config, "_attn_implementation", None),
+        "attention": getattr(getattr(trainer.model, "config", None), "_attn_implementation", None),
         "weights": str(next(trainer.model.parameters()).dtype).removeprefix("torch."),
         "optimizer": type(
             trainer.optimizer.optimizer if hasattr(trainer.optimizer, "optimizer") else trainer.optimizer

@@ -103,7 +103,8 @@ def _train(
         atomic_write_json(run.path / "sequences.json", prepared.sequences)
     model = prepared.model
     # Every copy of the model says what it is and how it reads its input.
-    model.config.update({CONFIG_KEY: {"task": task.name, **prepared.config}})
+    hf_model = prepared.hf_model if prepared.hf_model is not None else model
+    hf_model.config.update({CONFIG_KEY: {"task": task.name, **prepared.config}})
     # BERT heads average their loss over the local batch and ignore `num_items_in_batch`,
     # but their forward takes **kwargs, so the Trainer would treat the loss as already
     # normalised over accumulation steps and devices: gradients would grow with
@@ -118,6 +119,8 @@ def _train(
         if split != "train":
             if prepared.metrics_for is not None:
                 trainer.compute_metrics = prepared.metrics_for(split)
+            if prepared.select_split is not None:
+                prepared.select_split(trainer, split)
             scores = strip_prefix(trainer.evaluate(dataset, metric_key_prefix=split), f"{split}_")
             metrics[split] = prepared.finish_metrics(scores) if prepared.finish_metrics else scores
     selection = prepared.selection
@@ -152,16 +155,16 @@ def _trainer(
     from bertkit.training.callbacks import JsonlLog, RichProgress
     from bertkit.training.trainer import BertkitTrainer
 
-    settings = recipe.train
+    train_settings = recipe.train
     if not prepared.sorted_batches:  # blocks of one length, or padding-free rows: nothing to sort
-        settings = settings.model_copy(update={"group_by_length": False})
+        train_settings = train_settings.model_copy(update={"group_by_length": False})
     evaluate = "validation" in prepared.datasets
     selection = prepared.selection if evaluate else None
     compute_metrics = prepared.compute_metrics
     if evaluate and prepared.metrics_for is not None:
         compute_metrics = prepared.metrics_for("validation")
     args = training_arguments(
-        settings,
+        train_settings,
         run.checkpoints,
         placement,
         evaluate=evaluate,
@@ -175,12 +178,12 @@ def _trainer(
         *prepared.callbacks,
         *extra,
     ]
-    if settings.early_stopping and evaluate:
-        stopping = settings.early_stopping
+    if train_settings.early_stopping and evaluate:
+        stopping = train_settings.early_stopping
         callbacks.append(EarlyStoppingCallback(stopping.patience, stopping.threshold))
-    elif settings.early_stopping:
+    elif train_settings.early_stopping:
         warn("train.early_stopping needs validation data; it is off for this run")
-    return BertkitTrainer(
+    trainer_arguments = dict(
         model=prepared.model,
         args=args,
         train_dataset=prepared.datasets["train"],
@@ -191,7 +194,12 @@ def _trainer(
         preprocess_logits_for_metrics=prepared.preprocess_logits,
         compute_loss_func=prepared.compute_loss,
         callbacks=callbacks,
-        micro_batches=micro_batch_splits(settings, placement.device),
+    )
+    if prepared.make_trainer is not None:
+        return prepared.make_trainer(trainer_arguments)
+    return BertkitTrainer(
+        **trainer_arguments,
+        micro_batches=micro_batch_splits(train_settings, placement.device),
         train_collator=prepared.train_collator,
     )
 

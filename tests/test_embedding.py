@@ -1,0 +1,310 @@
+"""Sentence embeddings on the tiny BERT: embed, evaluate, search, train, export; refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import yaml
+
+from bertkit.recipe import load_recipe
+
+TEXTS = ["the film was great", "i loved the food", "the service was slow and rude", "a good book"]
+NOUNS = ["film", "movie", "food", "service", "book", "show", "meal", "place", "staff", "story"]
+GOOD = ["good", "great", "excellent", "wonderful", "lovely", "fun", "nice", "tasty", "friendly"]
+BAD = ["bad", "terrible", "awful", "boring", "dull", "poor", "rude", "cold", "slow"]
+
+
+@pytest.fixture(scope="module")
+def st_folder(tmp_path_factory, tiny_model_dir) -> Path:
+    """A sentence-transformers folder of the tiny BERT with CLS pooling and normalisation."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    folder = tmp_path_factory.mktemp("tiny-st")
+    transformer = Transformer(str(tiny_model_dir))
+    model = SentenceTransformer(
+        modules=[
+            transformer,
+            Pooling(transformer.get_embedding_dimension(), pooling_mode="cls"),
+            Normalize(),
+        ],
+        device="cpu",
+    )
+    model.save(str(folder))
+    return folder
+
+
+def test_a_plain_bert_embeds_with_mean_pooling_as_sentence_transformers_does(run_cli, tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    result = run_cli("embed", "--model", tiny_model_dir, *TEXTS)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["text"] for r in rows] == TEXTS
+    ours = np.array([r["embedding"] for r in rows], dtype=np.float32)
+    theirs = SentenceTransformer(str(tiny_model_dir), device="cpu").encode(TEXTS)
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert "mean pooling (bertkit's default)" in result.stderr
+
+
+def test_a_sentence_transformers_folder_keeps_its_pooling_and_normalisation(run_cli, st_folder):
+    from sentence_transformers import SentenceTransformer
+
+    result = run_cli("embed", "--model", st_folder, *TEXTS)
+    assert result.exit_code == 0, result.output
+    ours = np.array([json.loads(line)["embedding"] for line in result.stdout.splitlines()])
+    np.testing.assert_allclose(
+        ours, SentenceTransformer(str(st_folder), device="cpu").encode(TEXTS), atol=1e-6
+    )
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-6)
+    assert "cls pooling (the model's own), normalised" in result.stderr
+    # --pooling and --normalize override the folder's own.
+    mean = run_cli("embed", "--model", st_folder, "--pooling", "mean", "--no-normalize", *TEXTS)
+    assert mean.exit_code == 0, mean.output
+    vectors = np.array([json.loads(line)["embedding"] for line in mean.stdout.splitlines()])
+    assert not np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+
+
+def test_a_file_streams_to_npy_parquet_and_jsonl_in_input_order(
+    run_cli, tiny_model_dir, tmp_path, monkeypatch
+):
+    import pyarrow.parquet as pq
+
+    import bertkit.tasks.embedding.embed as embed
+
+    monkeypatch.setattr(embed, "CHUNK", 3)  # several chunks: order and streaming across them
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": i, "text": TEXTS[i % 4] + " " * i} for i in range(8)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    vectors = {}
+    for suffix in ("npy", "parquet", "jsonl"):
+        out = tmp_path / f"out.{suffix}"
+        result = run_cli("embed", "--model", tiny_model_dir, "--input", source, "--output", out)
+        assert result.exit_code == 0, result.output
+        if suffix == "npy":
+            vectors[suffix] = np.load(out)
+        elif suffix == "parquet":
+            table = pq.read_table(out).to_pydict()
+            assert table["id"] == list(range(8))
+            vectors[suffix] = np.array(table["embedding"])
+        else:
+            lines = [json.loads(line) for line in out.read_text().splitlines()]
+            assert [line["id"] for line in lines] == list(range(8))
+            vectors[suffix] = np.array([line["embedding"] for line in lines])
+    assert vectors["npy"].shape == (8, 32) and vectors["npy"].dtype == np.float32
+    np.testing.assert_allclose(vectors["parquet"], vectors["npy"], atol=1e-6)
+    np.testing.assert_allclose(vectors["jsonl"], vectors["npy"], atol=1e-6)
+    np.testing.assert_allclose(vectors["npy"][4], vectors["npy"][0], atol=1e-5)  # same text, trailing spaces
+    assert not list(tmp_path.glob(".*tmp*")), "temporary files left behind"
+
+
+def test_token_vectors_come_with_their_character_offsets(run_cli, tiny_model_dir):
+    result = run_cli("embed", "--model", tiny_model_dir, "--tokens", "the films were good")
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.stdout.splitlines()]
+    pieces = [(t["text"], t["start"], t["end"]) for t in row["tokens"]]
+    assert pieces[0] == ("", 0, 0) and pieces[-1] == ("", 0, 0)  # [CLS] and [SEP]
+    assert [p[0] for p in pieces[1:-1]] == ["the", "film", "s", "were", "good"]
+    assert all(len(t["vector"]) == 32 for t in row["tokens"])
+
+
+def test_wrong_outputs_and_options_are_refused(run_cli, tiny_model_dir, tmp_path):
+    npy_tokens = run_cli("embed", "--model", tiny_model_dir, "--tokens", "x", "-o", tmp_path / "t.npy")
+    assert npy_tokens.exit_code == 2
+    assert "--tokens: token vectors do not fit one .npy array" in npy_tokens.stderr
+    csv = run_cli("embed", "--model", tiny_model_dir, "x", "-o", tmp_path / "v.csv")
+    assert csv.exit_code == 2 and "cannot tell the output format" in csv.stderr
+    quantized = run_cli("embed", "--model", tiny_model_dir, "--quantize", "int8", "x")
+    assert quantized.exit_code == 2 and "--quantize: with --backend onnx" in quantized.stderr
+
+
+# ------------------------------------------------------------------------------- evaluation
+
+
+def _sts_file(path: Path) -> Path:
+    rows = ["sentence1\tsentence2\tscore"]
+    for i in range(24):
+        a, b = NOUNS[i % 10], NOUNS[(i + 3) % 10]
+        rows.append(
+            f"the {a} was {GOOD[i % 9]}\tthe {a if i % 2 else b} was {GOOD[(i + i % 3) % 9]}\t{i % 6}"
+        )
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def _beir(folder: Path) -> Path:
+    folder.mkdir()
+    (folder / "qrels").mkdir()
+    docs = [
+        {"_id": f"d{i}", "title": NOUNS[i], "text": f"the {NOUNS[i]} was {GOOD[i % 9]} ."} for i in range(10)
+    ]
+    queries = [{"_id": f"q{i}", "text": f"{NOUNS[i]} {GOOD[i % 9]}"} for i in range(10)]
+    for name, rows in (("corpus", docs), ("queries", queries)):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    for split, ids in (("train", range(0, 6)), ("test", range(6, 10))):
+        lines = ["query-id\tcorpus-id\tscore", *(f"q{i}\td{i}\t1" for i in ids)]
+        (folder / "qrels" / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_similarity_evaluation_scores_cosines_against_gold(run_cli, st_folder, tmp_path):
+    from scipy.stats import spearmanr
+    from sentence_transformers import SentenceTransformer
+
+    data = _sts_file(tmp_path / "sts.tsv")
+    result = run_cli("eval", "--model", st_folder, "--data", data, "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    rows = [line.split("\t") for line in data.read_text().splitlines()[1:]]
+    model = SentenceTransformer(str(st_folder), device="cpu")
+    a, b = (model.encode([r[k] for r in rows]).astype(np.float64) for k in (0, 1))
+    cosines = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    expected = 100 * spearmanr([float(r[2]) for r in rows], cosines).statistic
+    assert payload["metrics"]["spearman"] == pytest.approx(expected, abs=1e-4)
+    report = Path(payload["report"])
+    assert len((report / "results.jsonl").read_text().splitlines()) == 24
+    assert "pairs ranked furthest from their gold score" in (report / "report.md").read_text()
+
+
+def test_retrieval_evaluation_matches_sentence_transformers_and_lists_the_worst_queries(
+    run_cli, st_folder, tmp_path
+):
+    from sentence_transformers import SentenceTransformer
+
+    from bertkit.tasks.embedding.data import read_retrieval
+    from bertkit.tasks.embedding.evaluate import retrieval_evaluator
+
+    folder = _beir(tmp_path / "beir")
+    result = run_cli("eval", "--model", st_folder, "--data", folder, "--split", "test", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    reference = retrieval_evaluator(read_retrieval(folder, "test"), 32)(
+        SentenceTransformer(str(st_folder), device="cpu")
+    )
+    assert payload["metrics"]["ndcg@10"] == pytest.approx(100 * reference["cosine_ndcg@10"])
+    assert payload["metrics"]["mrr@10"] == pytest.approx(100 * reference["cosine_mrr@10"])
+    per_query = [
+        json.loads(line) for line in (Path(payload["report"]) / "results.jsonl").read_text().splitlines()
+    ]
+    assert len(per_query) == 4
+    # The report's per-query scores average to the evaluator's.
+    assert 100 * np.mean([q["ndcg@10"] for q in per_query]) == pytest.approx(payload["metrics"]["ndcg@10"])
+    assert 100 * np.mean([q["reciprocal_rank@10"] for q in per_query]) == pytest.approx(
+        payload["metrics"]["mrr@10"]
+    )
+
+
+# ------------------------------------------------------------------------------- training
+
+
+def _pairs_file(path: Path, count: int, templates: list[str]) -> Path:
+    """(anchor, positive) pairs that share no word: each noun goes with its own adjective.
+
+    An untrained encoder has nothing to match them by; training teaches the pairing.
+    """
+    rows = []
+    for i in range(count):
+        noun, adjective = NOUNS[i % 9], GOOD[i % 9]
+        rows.append({"anchor": f"the {noun}", "positive": templates[i % len(templates)].format(adjective)})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+TRAIN_TEMPLATES = ["it was {} .", "really {} !", "so {} , i liked it", "always {}"]
+HELD_OUT_TEMPLATES = ["we loved it , very {}"]
+
+
+@pytest.fixture(scope="module")
+def embedding_run(tmp_path_factory, tiny_model_dir):
+    from bertkit.training.run import train_recipe
+
+    folder = tmp_path_factory.mktemp("embedding-run")
+    recipe = {
+        "task": "embedding",
+        "model": {"name": str(tiny_model_dir)},
+        "data": {
+            "train": str(_pairs_file(folder / "train.jsonl", 108, TRAIN_TEMPLATES)),
+            "validation": str(_pairs_file(folder / "validation.jsonl", 9, HELD_OUT_TEMPLATES)),
+            "test": str(_sts_file(folder / "sts.tsv")),
+            "max_length": 32,
+        },
+        "train": {"epochs": 3, "batch_size": 16, "learning_rate": 0.002, "seed": 7, "logging_steps": 2},
+        "output": {"root": str(folder / "runs")},
+    }
+    path = folder / "embedding.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    result = train_recipe(load_recipe(path))
+    return SimpleNamespace(run=result.run.path, metrics=result.metrics, recipe=path, folder=folder)
+
+
+def test_training_saves_a_sentence_transformers_folder_that_embeds_as_bertkit_does(run_cli, embedding_run):
+    from sentence_transformers import SentenceTransformer
+
+    model_dir = embedding_run.run / "model"
+    assert (model_dir / "modules.json").is_file()
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["bertkit"] == {"task": "embedding", "pooling": "mean", "normalize": False}
+    result = run_cli("embed", "--model", embedding_run.run, *TEXTS)
+    assert result.exit_code == 0, result.output
+    ours = np.array([json.loads(line)["embedding"] for line in result.stdout.splitlines()])
+    np.testing.assert_allclose(
+        ours, SentenceTransformer(str(model_dir), device="cpu").encode(TEXTS), atol=1e-6
+    )
+
+
+def test_in_batch_negatives_training_improves_retrieval(embedding_run, tiny_model_dir):
+    validation = embedding_run.metrics["validation"]
+    assert set(validation) >= {"ndcg@10", "mrr@10"}
+    # Retrieval on the held-out pairs beats the untrained encoder's by far.
+    from bertkit.recipe.base import DataSource
+    from bertkit.tasks.embedding.data import read_pairs
+    from bertkit.tasks.embedding.encoder import load_encoder
+    from bertkit.tasks.embedding.evaluate import retrieval_scores
+    from bertkit.tasks.embedding.train import as_retrieval
+
+    held_out = as_retrieval(read_pairs(DataSource(path=str(embedding_run.folder / "validation.jsonl"))))
+    untrained, _ = retrieval_scores(load_encoder(tiny_model_dir, device="cpu"), held_out, 32)
+    assert validation["ndcg@10"] > untrained["ndcg@10"] + 10
+
+
+def test_eval_of_the_saved_model_reproduces_trainings_test_scores(run_cli, embedding_run):
+    result = run_cli("eval", "--model", embedding_run.run, "--split", "test", "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)["metrics"]
+    assert metrics["spearman"] == pytest.approx(embedding_run.metrics["test"]["spearman"], abs=1e-3)
+
+
+def test_search_ranks_the_corpus_by_cosine_similarity(run_cli, embedding_run, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    documents = [f"the {noun} was really good ." for noun in NOUNS]
+    corpus.write_text("\n".join(documents) + "\n", encoding="utf-8")
+    result = run_cli(
+        "predict", "--model", embedding_run.run, "--corpus", corpus, "--top-k", "3", "book good", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    scores = [hit["score"] for hit in row["results"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert row["results"][0]["text"] == "the book was really good ."
+    refused = run_cli("predict", "--model", embedding_run.run, "book good")
+    assert refused.exit_code == 2 and "give --corpus FILE" in refused.stderr
+
+
+def test_the_onnx_export_puts_pooling_inside_the_graph(run_cli, embedding_run, st_folder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    for name, model in (("run", embedding_run.run), ("st", st_folder)):
+        out = tmp_path / name
+        exported = run_cli("export", "--model", model, "--output", out, "--quantize", "int8")
+        assert exported.exit_code == 0, exported.output
+        info = json.loads((out / "export.json").read_text())
+        assert info["parity"]["fp32"]["passed"] is True
+        torch_rows = run_cli("embed", "--model", model, *TEXTS).stdout.splitlines()
+        onnx_rows = run_cli("embed", "--model", out, "--backend", "onnx", *TEXTS).stdout.splitlines()
+        ours = np.array([json.loads(line)["embedding"] for line in torch_rows])
+        theirs = np.array([json.loads(line)["embedding"] for line in onnx_rows])
+        np.testing.assert_allclose(theirs, ours, atol=1e-4)
