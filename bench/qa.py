@@ -69,7 +69,7 @@ class Settings:
     limit: int | None = 1600  # training questions (None: all 3,807)
     epochs: float = 1.0
     batch_size: int = 16
-    learning_rate: float = 2e-4  # run_qa.py's 3e-5 is for BERT-base on all of SQuAD; MiniLM on 1,600 questions
+    learning_rate: float = 2e-4  # run_qa.py's 3e-5 is for BERT-base on all of SQuAD
     warmup: float = 0.1
     weight_decay: float = 0.01
     max_length: int = 384
