@@ -60,6 +60,11 @@ class EmbeddingSection(Section):
 
 class EmbeddingTrain(TrainSection):
     learning_rate: float = Field(2e-5, gt=0, lt=1, description="Peak learning rate.")
+    group_by_length: bool = Field(
+        False,
+        description="Not for embeddings: in-batch negatives need each batch whole (sentence-transformers "
+        "batches the texts itself).",
+    )
 
 
 class EmbeddingRecipe(RecipeBase):
@@ -76,6 +81,17 @@ class EmbeddingRecipe(RecipeBase):
         problems = super().cross_field_problems()
         if self.data.texts is not None and not 2 <= len(self.data.texts) <= 3:
             problems.append(("data.texts", "give two columns (pairs) or three (anchor, positive, negative)"))
+        if self.train.group_by_length:
+            problems.append(
+                (
+                    "train.group_by_length",
+                    "does not apply to embeddings: in-batch negatives need whole batches",
+                )
+            )
+        if self.train.pad_to_multiple_of not in ("auto", None):
+            problems.append(
+                ("train.pad_to_multiple_of", "does not apply to embeddings: sentence-transformers pads")
+            )
         return problems
 
 
