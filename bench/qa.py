@@ -344,7 +344,9 @@ def official_v2(script: Path, v2: dict[str, Any], work: Path) -> dict[str, Any]:
     results = answers_of(Path(v2["run"]), Path(v2["test_file"]), work)
     predictions, margins = work / "v2-predictions.json", work / "v2-na-probs.json"
     predictions.write_text(json.dumps({r["id"]: r["best_answer"] for r in results}), encoding="utf-8")
-    margins.write_text(json.dumps({r["id"]: r["no_answer_margin"] for r in results}), encoding="utf-8")
+    # A question without any candidate answer has no margin: it is left unanswered at any threshold.
+    unanswered = {r["id"]: 1e9 if r["no_answer_margin"] is None else r["no_answer_margin"] for r in results}
+    margins.write_text(json.dumps(unanswered), encoding="utf-8")
     threshold = v2["test"]["threshold"]
     out = work / "v2-official.json"
     argv = [sys.executable, str(script), v2["test_file"], str(predictions), "--na-prob-file", str(margins),

@@ -70,12 +70,17 @@ def model_card(
         "## Use",
         "",
         "```python",
-        "from transformers import pipeline",
-        f'model = pipeline("{pipeline_tag}", model="path/to/this/folder")',
-        facts.example,
+        *(
+            facts.usage
+            or [
+                "from transformers import pipeline",
+                f'model = pipeline("{pipeline_tag}", model="path/to/this/folder")',
+                facts.example,
+            ]
+        ),
         "```",
         "",
-        f'Or with bertkit: `bertkit predict --model RUN_DIR "..."`. To train it again: '
+        f"Or with bertkit: `{facts.bertkit}`. To train it again: "
         f"`bertkit {command} --recipe recipe.yaml` in the run directory.",
         "",
         "## Intended use and limits",

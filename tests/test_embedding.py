@@ -308,3 +308,68 @@ def test_the_onnx_export_puts_pooling_inside_the_graph(run_cli, embedding_run, s
         ours = np.array([json.loads(line)["embedding"] for line in torch_rows])
         theirs = np.array([json.loads(line)["embedding"] for line in onnx_rows])
         np.testing.assert_allclose(theirs, ours, atol=1e-4)
+
+
+def test_blank_lines_keep_their_row_so_npy_rows_line_up_with_the_input(run_cli, tiny_model_dir, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("the film was great\n\ni loved the food\n", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    result = run_cli("embed", "--model", tiny_model_dir, "--input", source, "--output", out)
+    assert result.exit_code == 0, result.output
+    assert np.load(out).shape == (3, 32)
+    refused = run_cli("embed", "--model", tiny_model_dir, "--input", source, "-o", out, "--on-error", "skip")
+    assert refused.exit_code == 2 and "rows would stop lining up" in refused.stderr
+
+
+def test_parquet_takes_rows_whose_columns_vary_until_a_new_column_appears(
+    run_cli, tiny_model_dir, tmp_path, monkeypatch
+):
+    import pyarrow.parquet as pq
+
+    import bertkit.tasks.embedding.embed as embed
+
+    monkeypatch.setattr(embed, "CHUNK", 2)
+    source = tmp_path / "in.jsonl"
+    rows = [{"text": "a good film", "note": None}, {"text": "a bad film"}, {"note": "x", "text": "the food"}]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "out.parquet"
+    result = run_cli("embed", "--model", tiny_model_dir, "--input", source, "--output", out)
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out).to_pydict()
+    assert table["text"] == ["a good film", "a bad film", "the food"]
+    assert table["note"] == [None, None, "x"]
+    source.write_text(source.read_text() + json.dumps({"text": "late", "extra": 1}) + "\n", encoding="utf-8")
+    late = run_cli("embed", "--model", tiny_model_dir, "--input", source, "--output", out)
+    assert late.exit_code == 1 and "column 'extra' first appears after row" in late.stderr
+    assert not list(tmp_path.glob(".out.parquet*")), "temporary files left behind"
+
+
+def test_scored_pairs_train_with_cosent_and_select_by_spearman(tmp_path, tiny_model_dir):
+    from bertkit.training.run import train_recipe
+
+    data = _sts_file(tmp_path / "sts.tsv")
+    recipe = {
+        "task": "embedding",
+        "model": {"name": str(tiny_model_dir)},
+        "data": {"train": str(data), "validation": str(data), "max_length": 32},
+        "train": {"epochs": 1, "batch_size": 8, "learning_rate": 0.001, "seed": 3},
+        "output": {"root": str(tmp_path / "runs")},
+    }
+    path = tmp_path / "sts.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    result = train_recipe(load_recipe(path))
+    assert result.main_metric == "spearman"
+    assert "loss: CoSENTLoss (from the data)" in result.notes
+    assert set(result.metrics["validation"]) >= {"spearman", "pearson"}
+
+
+def test_a_loss_the_data_cannot_feed_is_refused(run_cli, tmp_path, tiny_model_dir):
+    data = _pairs_file(tmp_path / "pairs.jsonl", 12, TRAIN_TEMPLATES)
+    recipe = {"task": "embedding", "model": {"name": str(tiny_model_dir)}, "data": {"train": str(data)},
+              "embedding": {"loss": "cosent"}, "output": {"root": str(tmp_path / "runs")}}  # fmt: skip
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    result = run_cli("finetune", "--recipe", path)
+    assert result.exit_code == 1
+    assert "embedding.loss: cosent needs scored pairs" in result.stderr
+    assert not (tmp_path / "runs").exists()

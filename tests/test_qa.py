@@ -143,7 +143,8 @@ def test_eval_scores_the_saved_model_as_training_did(run_cli, qa_run):
     assert len(results) == 21
     long = next(r for r in results if r["id"] == "long")
     assert long["references"] == ["lovely"]
-    assert "## The 21 worst answers" in (report / "report.md").read_text()
+    misses = [r for r in results if r["exact_match"] < 1]
+    assert f"## The {len(misses)} worst misses" in (report / "report.md").read_text()
 
 
 def test_predict_answers_with_character_offsets_over_a_long_document(run_cli, qa_run, tmp_path):
@@ -322,3 +323,26 @@ def test_two_processes_score_windows_as_one_model_does(run_cli, tmp_path, tiny_m
         evaluated = json.loads(result.stdout)["metrics"]
         for name in ("f1", "exact_match", "best_f1", "threshold"):
             assert evaluated[name] == pytest.approx(trained[split][name]), (split, name)
+
+
+def test_a_context_path_that_does_not_exist_is_refused(run_cli, qa_run):
+    result = run_cli("predict", "--model", qa_run.run, "--context", "reprot.txt", "what was the film like ?")
+    assert result.exit_code == 1
+    assert "--context reprot.txt: no such file" in result.stderr
+
+
+def test_a_later_row_without_its_columns_names_its_line(run_cli, qa_run, tmp_path):
+    source = tmp_path / "in.jsonl"
+    rows = [
+        {"question": "what was the film like ?", "context": "the film was good ."},
+        {"question": "what ?"},
+    ]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    result = run_cli("predict", "--model", qa_run.run, "--input", source, "--output", tmp_path / "o.jsonl")
+    assert result.exit_code == 1
+    assert f"{source}:2: no column 'context'" in result.stderr
+    skipped = run_cli(
+        "predict", "--model", qa_run.run, "--input", source, "-o", tmp_path / "o.jsonl", "--on-error", "skip"
+    )
+    assert skipped.exit_code == 0, skipped.output
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 1

@@ -177,3 +177,24 @@ def test_flat_files_and_squad_layout_records_read_the_same_questions(tmp_path):
     assert from_records.ids == ["a", "b"] and from_csv.ids == ["1", "2"]
     assert from_csv.origins[0] == f"{flat}:2"
     assert from_records.unanswerable == 1
+
+
+def test_rows_repeating_a_question_id_become_one_question_with_several_references(tmp_path):
+    from bertkit.errors import DataError
+    from bertkit.recipe.base import DataSource
+    from bertkit.tasks.qa.data import read_questions
+    from bertkit.tasks.qa.recipe import QaData
+
+    context = "the bridge opened in 1932 ."
+    flat = tmp_path / "flat.csv"
+    flat.write_text(
+        f"id,question,context,answer,answer_start\na,when?,{context},1932,21\na,when?,{context},in 1932,18\n",
+        encoding="utf-8",
+    )
+    questions = read_questions(DataSource(path=str(flat)), QaData())
+    assert questions.ids == ["a"] and questions.answers == [[("1932", 21), ("in 1932", 18)]]
+    flat.write_text(flat.read_text() + f"a,who?,{context},1932,21\n", encoding="utf-8")
+    with pytest.raises(
+        DataError, match=r"flat.csv:4: question id 'a' repeats .*flat.csv:2 with another question"
+    ):
+        read_questions(DataSource(path=str(flat)), QaData())

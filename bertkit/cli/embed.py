@@ -186,22 +186,21 @@ def _embed_arguments(encoder, texts: list[str], output: Path | None, batch: int,
     import sys
 
     from bertkit.console import err
-    from bertkit.tasks.embedding.embed import NpySink, embed_texts, output_kind
+    from bertkit.tasks.embedding.embed import JsonlSink, NpySink, ParquetSink, embed_texts, output_kind
 
     kind = output_kind(output, tokens)
-    if kind == "npy":
-        sink = NpySink(output, encoder.dimension)
-        sink.write([{} for _ in texts], encoder.encode(texts, batch))
-        sink.close()
-        err.print(f"{len(texts)} vectors -> {output}")
-        return
-    records = embed_texts(encoder, texts, batch, tokens)
     if output is None:
+        records = embed_texts(encoder, texts, batch, tokens)
         sys.stdout.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         return
-    from bertkit.tasks.embedding.embed import JsonlSink, ParquetSink
-
-    sink = (ParquetSink if kind == "parquet" else JsonlSink)(output, encoder.dimension)
-    sink.write_records(records)
-    sink.close()
-    err.print(f"{len(texts)} vectors -> {output}")
+    sink = {"npy": NpySink, "parquet": ParquetSink, "jsonl": JsonlSink}[kind](output, encoder.dimension)
+    try:
+        if kind == "npy":
+            sink.write([{} for _ in texts], encoder.encode(texts, batch))
+        else:
+            sink.write_records(embed_texts(encoder, texts, batch, tokens))
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    err.print(f"{len(texts)} {'texts' if len(texts) > 1 else 'text'} -> {output}")

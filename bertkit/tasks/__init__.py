@@ -27,6 +27,15 @@ TASKS: dict[str, Task] = {
 }
 
 
+def _sentence_transformer(folder: Path) -> bool:
+    """A sentence-transformers folder of a sentence encoder (not a CrossEncoder or SparseEncoder)."""
+    try:
+        config = json.loads((folder / "config_sentence_transformers.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # older folders have no such file; they are all sentence encoders
+    return config.get("model_type", "SentenceTransformer") == "SentenceTransformer"
+
+
 def get_task(name: str) -> Task:
     """The task registered under `name` (recipes are validated first, so it exists)."""
     return TASKS[name]
@@ -48,7 +57,7 @@ def task_of(folder: Path) -> Task:
     recorded = (config.get(CONFIG_KEY) or {}).get("task")  # see base.recorded_task
     if recorded in TASKS:
         return TASKS[recorded]
-    if (folder / "modules.json").is_file():  # a sentence-transformers folder
+    if (folder / "modules.json").is_file() and _sentence_transformer(folder):
         return TASKS["embedding"]
     architectures = config.get("architectures") or []
     for task in TASKS.values():

@@ -42,11 +42,16 @@ class CardFacts:
         summary: one sentence: what the model is and where it started from.
         sections: Markdown lines placed before the data section (e.g. the labels).
         example: a call of the pipeline on a typical input, e.g. `model("a text")`.
+        usage: Python lines that use the model, when a Transformers pipeline does not
+            (default: the pipeline of the task's tag, then `example`).
+        bertkit: the bertkit command that uses it.
     """
 
     summary: str
     sections: list[str] = field(default_factory=list)
     example: str = 'model("what a wonderful film")'
+    usage: list[str] | None = None
+    bertkit: str = 'bertkit predict --model RUN_DIR "..."'
 
 
 @dataclass

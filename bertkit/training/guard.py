@@ -83,7 +83,7 @@ class TrainingGuard(TrainerCallback):
         self._seen: Any = None  # any non-finite loss since the last step ended (device bool)
         self._seen_loss: Any = None
         self._first: Any = None  # (step, loss) of the first bad step, on the device
-        self._handle: Any = None
+        self._handles: list[Any] = []
         self._previous: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ signals
@@ -115,21 +115,26 @@ class TrainingGuard(TrainerCallback):
 
     # ------------------------------------------------------------------ losses
 
-    def attach(self, model: Any) -> None:
-        """Watch the losses `model` returns while training.
+    def attach(self, module: Any) -> None:
+        """Watch the losses `module` returns while training: a model's output `loss`, or a loss
+        module's own output (sentence-transformers computes the loss outside the model).
 
         The hook runs outside torch.compile: its Python state (has a loss been seen
         yet?) would otherwise become a guard of the compiled graph and recompile it.
         """
         import torch
 
-        self._handle = model.register_forward_hook(torch.compiler.disable(self._inspect))
+        self._handles.append(module.register_forward_hook(torch.compiler.disable(self._inspect)))
 
     def _inspect(self, module: Any, inputs: Any, output: Any) -> None:
         import torch
 
-        loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
-        if not module.training or loss is None:
+        if isinstance(output, torch.Tensor):  # a loss module: its output is the loss
+            loss, training = output, getattr(module, "model", module).training
+        else:
+            loss = output.get("loss") if isinstance(output, dict) else getattr(output, "loss", None)
+            training = module.training
+        if not training or loss is None:
             return
         loss = loss.detach().float().reshape(-1)[:1]
         bad = ~torch.isfinite(loss)
@@ -179,9 +184,9 @@ class TrainingGuard(TrainerCallback):
         self._veto_if_bad(control)
 
     def on_train_end(self, args, state, control, **kw):
-        if self._handle is not None:
-            self._handle.remove()
-            self._handle = None
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
     def _veto_if_bad(self, control: TrainerControl) -> None:
         step = self._agreement.earliest(self._local_bad_step())

@@ -309,6 +309,9 @@ def train(trainer: Any, run: RunDirectory, recipe: Recipe, resume_from: Path | N
     for callback in (DistinctRandomness(), schedule, guard):
         trainer.add_callback(callback)
     guard.attach(trainer.model)
+    loss_module = getattr(trainer, "loss", None)  # sentence-transformers' trainer computes the loss here
+    if hasattr(loss_module, "register_forward_hook"):
+        guard.attach(loss_module)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     if "tensorboard" in recipe.train.report_to:

@@ -91,6 +91,11 @@ def embed_file(
     kind = output_kind(output, tokens)
     if kind != "jsonl" and output is None:
         raise UsageError("--output: needed for .npy and .parquet", hint="give --output FILE")
+    if kind == "npy" and skip_errors:
+        raise UsageError(
+            "--on-error skip: an .npy file has no ids, so its rows would stop lining up with the input's",
+            hint="write .jsonl or .parquet (input columns pass through), or fix the rows",
+        )
     stats = PredictStats(output=str(output) if output else "-")
 
     def report(error: DataError) -> None:
@@ -98,7 +103,8 @@ def embed_file(
             raise error
         stats.skipped.append(error.message)
 
-    rows = _rows(iter_rows(source, input_format, on_error=report, notes=stats.notes), source, text_column)
+    read = iter_rows(source, input_format, on_error=report, notes=stats.notes, blank_lines=True)
+    rows = _rows(read, source, text_column, report)
     sink = {"npy": NpySink, "parquet": ParquetSink, "jsonl": JsonlSink}[kind](output, encoder.dimension)
     start = time.perf_counter()
     try:
@@ -122,22 +128,29 @@ def embed_file(
 
 
 def _rows(
-    rows: Iterator[tuple[int | None, dict[str, Any]]], source: Path, column: str
+    rows: Iterator[tuple[int | None, dict[str, Any]]],
+    source: Path,
+    column: str,
+    report: Callable[[DataError], None],
 ) -> Iterator[dict[str, Any]]:
+    """The rows, each checked for the text column (a row without it is an error, or skipped)."""
     first = True
     for line, record in rows:
-        if first and column not in record:
-            where = f"{source}:{line}" if line is not None else str(source)
-            raise DataError(
-                f"{where}: no column {column!r}; columns are: {', '.join(record)}",
-                hint="name the text column with --text-column",
-            )
+        where = f"{source}:{line}" if line is not None else str(source)
         if first and ("embedding" in record or "tokens" in record):
             raise DataError(
-                f"{source}: the input has a column the output would overwrite (embedding or tokens)",
+                f"{where}: the input has a column the output would overwrite (embedding or tokens)",
                 hint="rename it",
             )
         first = False
+        if column not in record:
+            report(
+                DataError(
+                    f"{where}: no column {column!r}; columns are: {', '.join(record) or 'none'}",
+                    hint="name the text column with --text-column",
+                )
+            )
+            continue
         yield record
 
 
@@ -243,22 +256,37 @@ class ParquetSink(_Sink):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.Table.from_pylist(records)
-        if "embedding" in table.column_names:
-            index = table.column_names.index("embedding")
-            values = pa.array([r["embedding"] for r in records], type=pa.list_(pa.float32()))
-            table = table.set_column(index, "embedding", values)
+        names = list(dict.fromkeys(key for record in records for key in record))
+        if self.writer is not None:
+            extra = [name for name in names if name not in self.writer.schema.names]
+            if extra:
+                raise DataError(
+                    f"column {extra[0]!r} first appears after row {self.rows:,}; a Parquet file has one set "
+                    "of columns",
+                    hint="write .jsonl instead, or give every input row the same fields",
+                )
+            names = list(self.writer.schema.names)
+        columns = {}
+        for name in names:
+            values = [record.get(name) for record in records]
+            if name == "embedding":
+                columns[name] = pa.array(values, type=pa.list_(pa.float32()))
+            elif self.writer is not None:
+                kind = self.writer.schema.field(name).type
+                try:
+                    columns[name] = pa.array(values, type=kind)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    raise DataError(
+                        f"column {name!r}: values after row {self.rows:,} are not {kind} like the first "
+                        "ones; a Parquet column has one type",
+                        hint="write .jsonl instead",
+                    ) from None
+            else:
+                array = pa.array(values)
+                columns[name] = array.cast(pa.string()) if pa.types.is_null(array.type) else array
+        table = pa.table(columns)
         if self.writer is None:
             self.writer = pq.ParquetWriter(str(self.tmp), table.schema)
-        elif table.schema != self.writer.schema:
-            try:
-                table = table.cast(self.writer.schema)
-            except (pa.ArrowInvalid, ValueError, TypeError):
-                raise DataError(
-                    f"rows after {self.rows:,} have other columns or types than the first ones; a "
-                    "Parquet file has one schema",
-                    hint="write .jsonl instead",
-                ) from None
         self.writer.write_table(table)
         self.rows += len(records)
 

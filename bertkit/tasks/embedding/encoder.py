@@ -130,13 +130,18 @@ def load_encoder(
     if model is None or Path(model).exists():
         folder, run = find_model_dir(Path(model) if model is not None else None, root)
         location = str(folder)
-    else:
+    else:  # an alias or a Hub id
         location = resolve_model(str(model)).location
-        folder = Path(location)
     device = detect_device(device)
-    own = folder.is_dir() and is_sentence_transformers_folder(folder)
+    own = _has_modules(location)
     st = _build(location, own, pooling, normalize, device)
     if max_length is not None:
+        limit = getattr(st[0].auto_model.config, "max_position_embeddings", None)
+        if limit is not None and max_length > limit:
+            raise UsageError(
+                f"--max-length {max_length}: the model reads at most {limit} tokens",
+                hint=f"give at most {limit}",
+            )
         st.max_seq_length = max_length
     modules = _modules(st)
     return Encoder(
@@ -150,35 +155,52 @@ def load_encoder(
     )
 
 
+def _has_modules(location: str) -> bool:
+    """Whether a folder (or Hub model) is a sentence-transformers model: it has modules.json."""
+    from sentence_transformers.util import load_file_path
+
+    if Path(location).is_dir():
+        return is_sentence_transformers_folder(Path(location))
+    try:
+        return load_file_path(location, "modules.json") is not None
+    except Exception:  # noqa: BLE001 - offline, or no such model: loading it says what is wrong
+        return False
+
+
 def _build(location: str, own: bool, pooling: str | None, normalize: bool | None, device: str) -> Any:
+    """The SentenceTransformer: as it loads (its own modules, or mean pooling), or with pooling and
+    normalisation replaced."""
     import transformers
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-
     try:
-        if own and pooling is None and normalize is None:
-            return SentenceTransformer(location, device=device)
-        if own:
-            loaded = SentenceTransformer(location, device=device)
-            transformer = loaded[0]
-            current_pooling, current_normalize = _modules(loaded)
-            pooling = pooling or current_pooling
-            normalize = current_normalize if normalize is None else normalize
-        else:
-            transformer = Transformer(location)
-            pooling = pooling or DEFAULT_POOLING
-        modules = [transformer, Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling)]
-        if normalize:
-            modules.append(Normalize())
-        return SentenceTransformer(modules=modules, device=device)
+        loaded = SentenceTransformer(location, device=device)
     except OSError as exc:
         raise ModelError(
             f"{location}: cannot load it as a sentence encoder ({str(exc).splitlines()[0]})",
             hint="give a model folder, a bertkit run, `minilm`, or a Hub id",
         ) from None
+    if pooling is None and normalize is None:
+        return loaded
+    # Replace the pooling and the final normalisation only: other modules (a Dense projection) stay.
+    wanted = normalize if normalize is not None else any(isinstance(m, Normalize) for m in loaded)
+    modules = [m for m in loaded if not isinstance(m, Normalize)]
+    if pooling is not None:
+        dimension = loaded[0].get_embedding_dimension()
+        replaced = [
+            Pooling(dimension, pooling_mode=pooling) if isinstance(m, Pooling) else m for m in modules
+        ]
+        modules = (
+            replaced
+            if any(isinstance(m, Pooling) for m in modules)
+            else [modules[0], Pooling(dimension, pooling_mode=pooling), *modules[1:]]
+        )
+    if wanted:
+        modules.append(Normalize())
+    return SentenceTransformer(modules=modules, device=device)
 
 
 def _modules(model: Any) -> tuple[str, bool]:

@@ -67,6 +67,7 @@ def _pairwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def retrieval_evaluator(data: Retrieval, batch_size: int, name: str = "") -> Any:
     """sentence-transformers' InformationRetrievalEvaluator over the set, keeping each query's hits."""
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+    from sentence_transformers.util import cos_sim
 
     class KeepingHits(InformationRetrievalEvaluator):
         def compute_metrics(self, queries_result_list: list[Any]) -> dict[str, Any]:
@@ -87,6 +88,7 @@ def retrieval_evaluator(data: Retrieval, batch_size: int, name: str = "") -> Any
         name=name,
         write_csv=False,
         show_progress_bar=False,
+        score_functions={"cosine": cos_sim},  # cosine, whatever similarity the model declares
     )
 
 
@@ -157,8 +159,17 @@ def evaluate_embedding(
         source,
         columns.texts if columns is not None else None,
         columns.score if columns is not None else None,
-        need_score=True,
+        need_score=recipe is None,
     ).head(limit)
+    if pairs.scores is None:  # a run's pairs or triplets: scored by search, as in training
+        from bertkit.tasks.embedding.train import as_retrieval
+
+        retrieval = as_retrieval(pairs)
+        metrics, evaluator = retrieval_scores(encoder, retrieval, batch)
+        report_dir = output or _report_dir(encoder, retrieval.name, split_name)
+        check_writable_folder(report_dir, "--output")
+        _retrieval_report(report_dir, retrieval, evaluator, metrics, title, encoder)
+        return EmbeddingEvaluation(metrics, "ndcg@10", retrieval.name, len(retrieval), report_dir)
     metrics, cosines = similarity_scores(encoder, pairs, batch)
     report_dir = output or _report_dir(encoder, pairs.name, split_name)
     check_writable_folder(report_dir, "--output")

@@ -122,17 +122,23 @@ def sample_texts(encoder: Any, data: Path | None) -> tuple[list[str], str]:
     from bertkit.recipe.base import DataSource
     from bertkit.tasks.embedding.data import is_beir, read_pairs
 
+    texts_columns, score_column = None, None
     source = DataSource(path=str(data)) if data is not None else None
     if source is None and encoder.run is not None and encoder.run.recipe_file.is_file():
         from bertkit.tasks.embedding.recipe import read_run_recipe
 
         recipe = read_run_recipe(encoder.run.recipe_file)
         source = recipe.data.validation or recipe.data.train
+        texts_columns, score_column = recipe.data.texts, recipe.data.score
     if source is None or (source.path is not None and is_beir(Path(source.path))):
         return BUILTIN, "built-in sentences"
-    if data is not None and Path(data).suffix == ".txt":
-        lines = [x for x in Path(data).read_text(encoding="utf-8").splitlines() if x.strip()][:SAMPLE]
-        return lines, f"{len(lines)} texts from {data}"
-    pairs = read_pairs(source)
+    if data is not None:
+        from bertkit.io.reading import read_table
+
+        table = read_table(Path(data))
+        if "text" in table.columns:  # a .txt file (one text a line), or rows with a text column
+            lines = [str(t) for t in table.columns["text"] if t and str(t).strip()][:SAMPLE]
+            return lines, f"{len(lines)} texts from {data}"
+    pairs = read_pairs(source, texts_columns, score_column)
     texts = [t for column in pairs.texts for t in column][:SAMPLE]
     return texts, f"{len(texts)} texts from {source.describe()}"

@@ -157,7 +157,7 @@ def evaluator_for(data: Pairs | Retrieval, batch_size: int) -> Any:
 
 
 def as_retrieval(pairs: Pairs) -> Retrieval:
-    """Pairs or triplets as a search: each anchor's own positive among every positive and negative."""
+    """Pairs or triplets as a search: each distinct anchor's positives among every positive and negative."""
     corpus: dict[str, str] = {}
     ids: dict[str, str] = {}
     for column in pairs.texts[1:]:
@@ -165,10 +165,13 @@ def as_retrieval(pairs: Pairs) -> Retrieval:
             if text not in ids:
                 ids[text] = f"d{len(ids)}"
                 corpus[ids[text]] = text
-    queries, relevant = {}, {}
-    for index, (anchor, positive) in enumerate(zip(pairs.texts[0], pairs.texts[1], strict=True)):
-        qid = f"q{index}"
-        queries[qid], relevant[qid] = anchor, {ids[positive]: 1}
+    queries: dict[str, str] = {}
+    relevant: dict[str, dict[str, int]] = {}
+    by_anchor: dict[str, str] = {}
+    for anchor, positive in zip(pairs.texts[0], pairs.texts[1], strict=True):
+        qid = by_anchor.setdefault(anchor, f"q{len(by_anchor)}")
+        queries[qid] = anchor
+        relevant.setdefault(qid, {})[ids[positive]] = 1
     return Retrieval(pairs.name, queries, corpus, relevant)
 
 
@@ -291,6 +294,8 @@ def _trainer(model: Any, loss_name: str, rows: Any, validation: Any, kwargs: dic
     from sentence_transformers.sentence_transformer import losses
     from transformers import TrainingArguments
 
+    from bertkit.training.arguments import recipe_precision
+
     args = kwargs["args"]
     settings = {f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init}
     settings["batch_sampler"] = (
@@ -298,13 +303,20 @@ def _trainer(model: Any, loss_name: str, rows: Any, validation: Any, kwargs: dic
     )
     settings["remove_unused_columns"] = False
     settings["label_names"] = None
-    st_args = SentenceTransformerTrainingArguments(**settings)
-    loss = {
-        "mnrl": losses.MultipleNegativesRankingLoss,
-        "cosent": losses.CoSENTLoss,
-        "cosine": losses.CosineSimilarityLoss,
-        "triplet": losses.TripletLoss,
-    }[loss_name](model)
+    # Built again from bertkit's arguments: the recipe's precision must win over a launcher's here too.
+    with recipe_precision("bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"):
+        st_args = SentenceTransformerTrainingArguments(**settings)
+    if loss_name == "mnrl":
+        # Every process's texts are negatives for every other's: N processes see the same
+        # negatives as one process with their whole batch.
+        loss = losses.MultipleNegativesRankingLoss(model, gather_across_devices=True)
+    else:
+        kinds = {
+            "cosent": losses.CoSENTLoss,
+            "cosine": losses.CosineSimilarityLoss,
+            "triplet": losses.TripletLoss,
+        }
+        loss = kinds[loss_name](model)
     return SentenceTransformerTrainer(
         model=model,
         args=st_args,
@@ -325,5 +337,10 @@ def _card(encoder: Any, ref: Any, loss: str) -> CardFacts:
             "`SentenceTransformer(path).encode(texts)` gives the same vectors as `bertkit embed`.",
             "",
         ],
-        example='SentenceTransformer(path).encode(["a sentence"])',
+        usage=[
+            "from sentence_transformers import SentenceTransformer",
+            'model = SentenceTransformer("path/to/this/folder")',
+            'vectors = model.encode(["a sentence to embed", "another one"])',
+        ],
+        bertkit='bertkit embed --model RUN_DIR "a sentence to embed"',
     )

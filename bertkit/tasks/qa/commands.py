@@ -76,6 +76,16 @@ def _context(value: str) -> str:
         is_file = "\n" not in value and path.is_file()
     except OSError:  # a text too long to be a path
         is_file = False
+    looks_like_a_path = not any(c.isspace() for c in value) and (
+        path.suffix.lower() in {".txt", ".md", ".text", ".json", ".html", ".csv"}
+        or "/" in value
+        or value == "-"
+    )
+    if not is_file and looks_like_a_path:
+        raise DataError(
+            f"--context {value}: no such file",
+            hint="check the path; to answer from a text itself, give the text (it has spaces)",
+        )
     if is_file:
         try:
             return path.read_text(encoding="utf-8-sig")

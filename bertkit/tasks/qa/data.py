@@ -112,7 +112,45 @@ def read_questions(source: DataSource, data: QaData, on_error: OnError | None = 
         raise DataError(
             f"{out.name}: no questions", hint="check the file holds questions, contexts and answers"
         )
-    return out
+    return _merge_repeats(out)
+
+
+def _merge_repeats(questions: Questions) -> Questions:
+    """One question per id: rows that repeat an id with the same question and context add answers
+    (flat files give one reference answer a row).
+
+    Raises:
+        DataError: an id repeated with another question or context.
+    """
+    first: dict[str, int] = {}
+    keep: list[int] = []
+    for row, qid in enumerate(questions.ids):
+        if qid not in first:
+            first[qid] = row
+            keep.append(row)
+            continue
+        earlier = first[qid]
+        same = (questions.questions[row], questions.contexts[row]) == (
+            questions.questions[earlier],
+            questions.contexts[earlier],
+        )
+        if not same:
+            raise DataError(
+                f"{questions.origins[row]}: question id {qid!r} repeats {questions.origins[earlier]} with "
+                "another question or context",
+                hint="give each question its own id",
+            )
+        for answer in questions.answers[row]:
+            if answer not in questions.answers[earlier]:
+                questions.answers[earlier].append(answer)
+    if len(keep) == len(questions):
+        return questions
+    merged = questions.select(keep)
+    merged.notes.append(
+        f"{questions.name}: {plural(len(questions), 'row')} with repeated question ids merged into "
+        f"{plural(len(merged), 'question')} with several reference answers"
+    )
+    return merged
 
 
 def _squad_json(path: Path) -> Any:

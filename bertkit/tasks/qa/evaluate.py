@@ -133,7 +133,13 @@ def evaluate_qa(
     questions = read_questions(source, columns).head(limit)
     questions, problems, notes = check_answers(questions, recipe.qa.bad_answers if recipe else "search")
     if problems and recipe is not None and recipe.qa.bad_answers == "error":
-        raise DataError(problems[0].message, hint=problems[0].hint)
+        more = f" ({len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise DataError(problems[0].message + more, hint=problems[0].hint)
+    from bertkit.console import note
+
+    notes = [*questions.notes, *notes]
+    for line in notes:
+        note(line)
     report_dir = output or _report_dir(reader, questions.name, split_name)
     check_writable_folder(report_dir, "--output")
     ranked, _ = reader.rank(questions, batch_size or DEFAULT_INFERENCE_BATCH[reader.device])
@@ -175,12 +181,14 @@ def write_report(
             result["no_answer_margin"] = r.null_margin if r.candidates else None
         results.append(result)
     lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
-    worst = sorted(results, key=lambda r: (r["f1"], r["exact_match"]))[:WORST]
+    worst = sorted((r for r in results if r["exact_match"] < 1), key=lambda r: (r["f1"], r["exact_match"]))[
+        :WORST
+    ]
     md = [f"# {cell(title)}", "", f"- Data: {cell(questions.name)} ({len(questions):,} questions)"]
     md += [f"- {cell(n)}" for n in notes]
     shown = [{"metric": k, "value": round(v, 2)} for k, v in metrics.items() if not k.endswith("total")]
     md += ["", "## Scores (SQuAD: percentages)", "", markdown_table(shown, ["metric", "value"]), ""]
-    md += [f"## The {len(worst)} worst answers", ""]
+    md += [f"## The {len(worst)} worst misses", ""]
     rows = [
         {
             "question": r["question"],

@@ -59,8 +59,13 @@ def make_features(tokenizer: Any, questions: Questions, max_length: int, doc_str
             f"{type(tokenizer).__name__} is a slow tokenizer; question answering needs character offsets",
             hint="use a model whose folder has a tokenizer.json (a fast tokenizer)",
         )
+    if tokenizer.padding_side != "right":
+        raise ModelError(
+            f"{type(tokenizer).__name__} pads on the left; question answering reads answer positions "
+            "from the start of each window",
+            hint="use a tokenizer that pads on the right (BERT-family tokenizers do)",
+        )
     out = Features()
-    pad_right = tokenizer.padding_side == "right"  # the question goes first, as in the reference recipe
     for begin in range(0, len(questions), _ENCODE_BATCH):
         rows = range(begin, min(begin + _ENCODE_BATCH, len(questions)))
         asked = [
@@ -68,9 +73,9 @@ def make_features(tokenizer: Any, questions: Questions, max_length: int, doc_str
         ]
         contexts = [questions.contexts[i] for i in rows]
         encoded = tokenizer(
-            asked if pad_right else contexts,
-            contexts if pad_right else asked,
-            truncation="only_second" if pad_right else "only_first",
+            asked,
+            contexts,
+            truncation="only_second",  # the question first, as in the reference recipe
             max_length=max_length,
             stride=doc_stride,
             return_overflowing_tokens=True,
@@ -83,11 +88,8 @@ def make_features(tokenizer: Any, questions: Questions, max_length: int, doc_str
         for window, owner in enumerate(owners):
             index = begin + owner
             seen[index] = seen.get(index, 0) + 1
-            context_side = 1 if pad_right else 0
             sequence = encoded.sequence_ids(window)
-            spans = [
-                tuple(span) if sequence[k] == context_side else None for k, span in enumerate(offsets[window])
-            ]
+            spans = [tuple(span) if sequence[k] == 1 else None for k, span in enumerate(offsets[window])]
             start, end = _answer_tokens(spans, questions.answers[index])
             out.inputs.append({key: values[window] for key, values in encoded.items()})
             out.question.append(index)

@@ -81,6 +81,7 @@ def predict_file(
         iter_rows(source, input_format, on_error=report, notes=stats.notes),
         source,
         (text_column, context_column),
+        report,
     )
     start = time.perf_counter()
     with atomic_output(output) as handle:
@@ -105,26 +106,34 @@ def predict_file(
 
 
 def _rows(
-    rows: Iterator[tuple[int | None, dict[str, Any]]], source: Path, columns: tuple[str, str]
+    rows: Iterator[tuple[int | None, dict[str, Any]]],
+    source: Path,
+    columns: tuple[str, str],
+    report: Callable[[DataError], None],
 ) -> Iterator[dict[str, Any]]:
+    """The rows, each checked for its question and context columns (else an error, or skipped)."""
     first = True
     for line, record in rows:
+        where = f"{source}:{line}" if line is not None else str(source)
         if first:
-            where = f"{source}:{line}" if line is not None else str(source)
-            missing = [c for c in columns if c not in record]
-            if missing:
-                raise DataError(
-                    f"{where}: no column {missing[0]!r}; columns are: {', '.join(record)}",
-                    hint="give a question and a context column (named as in the run's recipe, or "
-                    "with --text-column and --text-pair)",
-                )
             clash = [c for c in FIELDS if c in record]
             if clash:
                 raise DataError(
                     f"{where}: the input has a column {clash[0]!r}, which the answers would overwrite",
                     hint="rename it",
                 )
-            first = False
+        missing = [c for c in columns if c not in record]
+        if missing:
+            error = DataError(
+                f"{where}: no column {missing[0]!r}; columns are: {', '.join(record) or 'none'}",
+                hint="give a question and a context column (named as in the run's recipe, or "
+                "with --text-column and --text-pair)",
+            )
+            if first:
+                raise error
+            report(error)
+            continue
+        first = False
         yield record
 
 

@@ -5,8 +5,9 @@ here because the `evaluate` library fetches its copy from the Hub: an answer is
 lowercased, stripped of punctuation and of the articles a/an/the, and its whitespace
 collapsed; a prediction scores the best match over the reference answers; a
 question without an answer is matched by the empty prediction only. Scores are
-percentages, as SQuAD reports them. tests/test_qa_scoring.py checks them against
-the official scripts' numbers.
+percentages, as SQuAD reports them. tests/test_qa_units.py checks the rules on
+hand-computed cases; bench/qa.py compares whole evaluations with the official
+scripts' numbers.
 """
 
 from __future__ import annotations

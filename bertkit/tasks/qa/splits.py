@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bertkit.console import plural
+from bertkit.console import plural, warn
 from bertkit.errors import DataError
 from bertkit.tasks.qa.data import Questions, check_answers, read_questions
 from bertkit.tasks.qa.recipe import QaRecipe
@@ -55,17 +55,31 @@ def load_qa_data(recipe: QaRecipe, limit: int | None = None) -> QaSplits:
         notes.extend(found)
         splits[split] = checked
     unanswerable = decide_unanswerable(section.unanswerable, splits)
-    notes.append(
-        "questions may have no answer (SQuAD 2.0 style): the no-answer threshold is tuned on validation data"
-        if unanswerable
-        else "every question has an answer (SQuAD 1.1 style)"
-    )
     if data.validation_split and "validation" not in splits:
         splits["train"], splits["validation"] = carve(
             splits["train"], data.validation_split, recipe.train.seed
         )
         notes.append(
             f"validation: {plural(len(splits['validation']), 'question')} carved from train (by context)"
+        )
+        # Validation first: its last pass tunes the threshold that test is scored with.
+        splits = {split: splits[split] for split in SPLITS if split in splits}
+    if not unanswerable:
+        notes.append("every question has an answer (SQuAD 1.1 style)")
+        others = [split for split, q in splits.items() if q.unanswerable]
+        if others:
+            warn(
+                f"{' and '.join(others)} hold questions without an answer, but train has none: the model "
+                "will always answer (set qa.unanswerable: true to train for them)"
+            )
+    elif "validation" in splits:
+        notes.append(
+            "questions may have no answer (SQuAD 2.0 style): the no-answer threshold is tuned on validation"
+        )
+    else:
+        notes.append(
+            "questions may have no answer (SQuAD 2.0 style); without validation data the no-answer threshold "
+            "stays 0 (no answer when it outscores the best answer)"
         )
     return QaSplits(splits, unanswerable, notes)
 

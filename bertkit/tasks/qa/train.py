@@ -20,6 +20,7 @@ from bertkit.training.arguments import Selection
 
 MAIN_METRIC = "f1"
 METRICS = ("f1", "exact_match", "loss", "best_f1", "has_answer_f1", "no_answer_f1")
+UNANSWERABLE_METRICS = ("best_f1", "has_answer_f1", "no_answer_f1")  # SQuAD 2.0 data only
 
 
 def read(recipe: QaRecipe) -> QaSplits:
@@ -30,6 +31,14 @@ def read(recipe: QaRecipe) -> QaSplits:
     """
     data = load_qa_data(recipe)
     select_metric(recipe)
+    name = (recipe.train.metric or MAIN_METRIC).removeprefix("eval_")
+    if name in UNANSWERABLE_METRICS and not data.unanswerable:
+        from bertkit.errors import RecipeError
+
+        raise RecipeError(
+            f"train.metric: {name} needs questions without an answer, and this data has none",
+            hint=f"use one of {', '.join(m for m in METRICS if m not in UNANSWERABLE_METRICS)}",
+        )
     return data
 
 
@@ -140,5 +149,11 @@ def _card(data: QaSplits, ref: Any) -> CardFacts:
             "Transformers 5 has no question-answering pipeline.",
             "",
         ],
-        example='model(question="Who founded the company?", context="...")',
+        usage=[
+            "# Transformers 5 has no question-answering pipeline; the model gives start and end logits.",
+            "from transformers import AutoModelForQuestionAnswering, AutoTokenizer",
+            'model = AutoModelForQuestionAnswering.from_pretrained("path/to/this/folder")',
+            'tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")',
+        ],
+        bertkit='bertkit predict --model RUN_DIR --context document.txt "who founded the company?"',
     )
