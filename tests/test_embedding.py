@@ -373,3 +373,38 @@ def test_a_loss_the_data_cannot_feed_is_refused(run_cli, tmp_path, tiny_model_di
     assert result.exit_code == 1
     assert "embedding.loss: cosent needs scored pairs" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_two_processes_train_an_encoder_at_default_settings(run_cli, tmp_path, tiny_model_dir):
+    """Two processes (gloo): in-batch negatives gathered across them; eval of the saved model = training."""
+    import os
+    import subprocess
+    import sys
+
+    recipe = {
+        "task": "embedding",
+        "model": {"name": str(tiny_model_dir)},
+        "data": {
+            "train": str(_pairs_file(tmp_path / "train.jsonl", 64, TRAIN_TEMPLATES)),
+            "validation": str(_pairs_file(tmp_path / "validation.jsonl", 9, HELD_OUT_TEMPLATES)),
+            "max_length": 32,
+        },
+        "train": {"epochs": 1, "batch_size": 8, "learning_rate": 0.002, "seed": 7},
+        "output": {"root": str(tmp_path / "runs")},
+    }
+    path = tmp_path / "embedding.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "BERTKIT_CACHE": str(tmp_path / "cache")}
+    env.pop("BERTKIT_DEBUG", None)
+    run = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "bertkit", "finetune", "--recipe", str(path), "--set", f"output.dir={run}",
+         "--num-processes", "2"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((run / "environment.json").read_text())["ran"]["processes"] == 2
+    trained = json.loads((run / "metrics.json").read_text())["validation"]
+    result = run_cli("eval", "--model", run, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["ndcg@10"] == pytest.approx(trained["ndcg@10"], abs=1e-3)
