@@ -237,6 +237,11 @@ def prepare(recipe: EmbeddingRecipe, data: EmbeddingSplits, tokenizer: Any, plac
         max_length=recipe.data.max_length,
     )
     model = encoder.model
+    # Sentence vectors pool the token vectors; BERT's pooler (the [CLS] head of next-sentence
+    # prediction) takes no part. Frozen, it keeps its weights, and DDP does not wait for its gradients.
+    pooler = getattr(model[0].auto_model, "pooler", None)
+    if pooler is not None:
+        pooler.requires_grad_(False)
     train = data.splits["train"]
     assert isinstance(train, Pairs)
     columns = {
@@ -309,7 +314,7 @@ def _trainer(model: Any, loss_name: str, rows: Any, validation: Any, kwargs: dic
     if loss_name == "mnrl":
         # Every process's texts are negatives for every other's: N processes see the same
         # negatives as one process with their whole batch.
-        loss = losses.MultipleNegativesRankingLoss(model, gather_across_devices=True)
+        loss = losses.MultipleNegativesRankingLoss(model, gather_across_devices=args.world_size > 1)
     else:
         kinds = {
             "cosent": losses.CoSENTLoss,
