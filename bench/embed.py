@@ -298,11 +298,12 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "benchmark": f"embed texts/s ({v['texts']:,} SST-2 + STS-B sentences, MiniLM)",
-            "bertkit": f"{v['texts_per_second']['bertkit']:.1f} texts/s; max |Δ| {v['max_abs_diff']:.1e}",
+            "bertkit": f"{v['texts_per_second']['bertkit']:.1f} texts/s; "
+            f"max abs diff {v['max_abs_diff']:.1e}",
             "baseline": f"{v['texts_per_second']['sentence-transformers']:.1f} texts/s, "
             "SentenceTransformer.encode",
             "ratio": v["speedup"],
-            "target": ">= 1x, max |Δ| <= 1e-5",
+            "target": ">= 1x, max abs diff <= 1e-5",
             "met": t["embed_speed"]["met"] and t["same_vectors"]["met"],
         },
         {

@@ -156,7 +156,7 @@ def test_similarity_evaluation_scores_cosines_against_gold(run_cli, st_folder, t
     from sentence_transformers import SentenceTransformer
 
     data = _sts_file(tmp_path / "sts.tsv")
-    result = run_cli("eval", "--model", st_folder, "--data", data, "--json")
+    result = run_cli("eval", "--model", st_folder, "--data", data, "--output", tmp_path / "report", "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     rows = [line.split("\t") for line in data.read_text().splitlines()[1:]]
@@ -179,7 +179,18 @@ def test_retrieval_evaluation_matches_sentence_transformers_and_lists_the_worst_
     from bertkit.tasks.embedding.evaluate import retrieval_evaluator
 
     folder = _beir(tmp_path / "beir")
-    result = run_cli("eval", "--model", st_folder, "--data", folder, "--split", "test", "--json")
+    result = run_cli(
+        "eval",
+        "--model",
+        st_folder,
+        "--data",
+        folder,
+        "--split",
+        "test",
+        "--output",
+        tmp_path / "report",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     reference = retrieval_evaluator(read_retrieval(folder, "test"), 32)(

@@ -288,7 +288,7 @@ def _source(recipe: Any, data: Path | None, split: str | None) -> tuple[Any, str
 
 
 def _report_dir(encoder: Any, data_name: str, split: str) -> Path:
-    stem = Path(data_name.split(" (")[0]).name
+    stem = Path(data_name.split(" (")[0]).stem
     label = safe_name(f"{split}-{stem}" if split not in stem else stem)
     if encoder.run is not None:
         return encoder.run.eval_dir / label
