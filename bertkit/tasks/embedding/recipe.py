@@ -81,6 +81,13 @@ class EmbeddingRecipe(RecipeBase):
         problems = super().cross_field_problems()
         if self.data.texts is not None and not 2 <= len(self.data.texts) <= 3:
             problems.append(("data.texts", "give two columns (pairs) or three (anchor, positive, negative)"))
+        if self.data.validation_split is not None:
+            problems.append(
+                (
+                    "data.validation_split",
+                    "not for embedding data: give validation data (scored pairs or a BEIR folder)",
+                )
+            )
         if self.train.group_by_length:
             problems.append(
                 (

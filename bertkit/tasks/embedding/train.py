@@ -80,16 +80,12 @@ def read(recipe: EmbeddingRecipe) -> EmbeddingSplits:
             )
         else:
             notes.append(f"{split}: {plural(len(data), 'row')} of {data.shape} from {data.name}")
-    train = splits["train"]
-    assert isinstance(train, Pairs)
+    train = splits.get("train")
+    if not isinstance(train, Pairs):
+        raise RecipeError("data.train: an embedding recipe trains on data.train", hint="give training data")
     loss = decide_loss(recipe.embedding.loss, train)
     chosen = "embedding.loss" if recipe.embedding.loss != "auto" else "from the data"
     notes.append(f"loss: {_LOSS_NAMES[loss]} ({chosen})")
-    if recipe.data.validation_split and "validation" not in splits:
-        raise RecipeError(
-            "data.validation_split: not for embedding data",
-            hint="give validation data (scored pairs or a BEIR folder)",
-        )
     select_metric(recipe, splits.get("validation"))
     return EmbeddingSplits(splits, loss, notes)
 
