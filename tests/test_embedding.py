@@ -419,3 +419,31 @@ def test_two_processes_train_an_encoder_at_default_settings(run_cli, tmp_path, t
     result = run_cli("eval", "--model", run, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["ndcg@10"] == pytest.approx(trained["ndcg@10"], abs=1e-3)
+
+
+def test_a_run_resumes_from_its_sentence_transformers_checkpoint(run_cli, tmp_path, tiny_model_dir):
+    from sentence_transformers import SentenceTransformer
+
+    run = tmp_path / "run"
+    recipe = {
+        "task": "embedding",
+        "model": {"name": str(tiny_model_dir)},
+        "data": {"train": str(_pairs_file(tmp_path / "train.jsonl", 48, TRAIN_TEMPLATES)), "max_length": 32},
+        "train": {"max_steps": 2, "save_steps": 2, "batch_size": 8, "learning_rate": 0.002, "seed": 7,
+                  "logging_steps": 1},
+        "output": {"dir": str(run)},
+    }  # fmt: skip
+    path = tmp_path / "embedding.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    first = run_cli("finetune", "--recipe", path)
+    assert first.exit_code == 0, first.output
+    assert (run / "checkpoints" / "checkpoint-2" / "modules.json").is_file()
+    resumed = run_cli("finetune", "--recipe", run / "recipe.yaml", "--resume", "--set", "train.max_steps=4")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming from" in resumed.stderr and "checkpoint-2" in resumed.stderr
+    assert json.loads((run / "run.json").read_text())["steps"] == 4
+    steps = [json.loads(line).get("step") for line in (run / "log.jsonl").read_text().splitlines()]
+    assert sorted({s for s in steps if s}) == [1, 2, 3, 4]
+    SentenceTransformer(str(run / "model"), device="cpu").encode(
+        TEXTS
+    )  # still a sentence-transformers folder
