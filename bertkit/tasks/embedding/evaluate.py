@@ -49,7 +49,7 @@ def similarity_scores(encoder: Any, pairs: Pairs, batch_size: int) -> tuple[dict
     from scipy.stats import pearsonr, spearmanr
 
     first, second = (encoder.encode(texts, batch_size) for texts in pairs.texts[:2])
-    cosines = _pairwise_cosine(first, second)
+    cosines = pairwise_cosine(first, second)
     gold = np.asarray(pairs.scores, dtype=np.float64)
     metrics = {
         "spearman": 100.0 * float(spearmanr(gold, cosines).statistic),
@@ -58,7 +58,7 @@ def similarity_scores(encoder: Any, pairs: Pairs, batch_size: int) -> tuple[dict
     return metrics, cosines
 
 
-def _pairwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def pairwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     norms = np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1)
     return (a64 * b64).sum(axis=1) / np.maximum(norms, 1e-12)
@@ -149,11 +149,7 @@ def evaluate_embedding(
         if limit is not None:
             kept = list(retrieval.relevant)[:limit]
             retrieval.relevant = {qid: retrieval.relevant[qid] for qid in kept}
-        metrics, evaluator = retrieval_scores(encoder, retrieval, batch)
-        report_dir = output or _report_dir(encoder, retrieval.name, split_name)
-        check_writable_folder(report_dir, "--output")
-        _retrieval_report(report_dir, retrieval, evaluator, metrics, title, encoder)
-        return EmbeddingEvaluation(metrics, "ndcg@10", retrieval.name, len(retrieval), report_dir)
+        return _evaluate_retrieval(encoder, retrieval, batch, output, split_name, title)
     columns = recipe.data if recipe is not None else None
     pairs = read_pairs(
         source,
@@ -165,16 +161,23 @@ def evaluate_embedding(
         from bertkit.tasks.embedding.train import as_retrieval
 
         retrieval = as_retrieval(pairs)
-        metrics, evaluator = retrieval_scores(encoder, retrieval, batch)
-        report_dir = output or _report_dir(encoder, retrieval.name, split_name)
-        check_writable_folder(report_dir, "--output")
-        _retrieval_report(report_dir, retrieval, evaluator, metrics, title, encoder)
-        return EmbeddingEvaluation(metrics, "ndcg@10", retrieval.name, len(retrieval), report_dir)
+        return _evaluate_retrieval(encoder, retrieval, batch, output, split_name, title)
     metrics, cosines = similarity_scores(encoder, pairs, batch)
     report_dir = output or _report_dir(encoder, pairs.name, split_name)
     check_writable_folder(report_dir, "--output")
     _similarity_report(report_dir, pairs, cosines, metrics, title, encoder)
     return EmbeddingEvaluation(metrics, "spearman", pairs.name, len(pairs), report_dir)
+
+
+def _evaluate_retrieval(
+    encoder: Any, retrieval: Retrieval, batch: int, output: Path | None, split: str, title: str
+) -> EmbeddingEvaluation:
+    """Search every query of the set, and write the retrieval report."""
+    metrics, evaluator = retrieval_scores(encoder, retrieval, batch)
+    report_dir = output or _report_dir(encoder, retrieval.name, split)
+    check_writable_folder(report_dir, "--output")
+    _retrieval_report(report_dir, retrieval, evaluator, metrics, title, encoder)
+    return EmbeddingEvaluation(metrics, "ndcg@10", retrieval.name, len(retrieval), report_dir)
 
 
 def _similarity_report(

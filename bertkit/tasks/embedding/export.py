@@ -63,6 +63,7 @@ def export_checks(
 ) -> ExportResult:
     from bertkit.tasks.embedding.backends import load_onnx_encoder
     from bertkit.tasks.embedding.encoder import load_encoder
+    from bertkit.tasks.embedding.evaluate import pairwise_cosine
 
     encoder = load_encoder(run.path if run is not None else folder, device="cpu")
     texts, where = sample_texts(encoder, data)
@@ -84,7 +85,7 @@ def export_checks(
     for variant in ("fp32", *(["int8"] if quantize else [])):
         exported = load_onnx_encoder(tmp, quantize=quantize if variant == "int8" else None, device="cpu")
         theirs = exported.encode(texts, batch_size=32)
-        cosines = _cosines(ours, theirs)
+        cosines = pairwise_cosine(ours, theirs)
         diff = float(np.abs(ours - theirs).max()) if len(texts) else 0.0
         agreement = float((cosines >= SAME).mean()) if len(texts) else 1.0
         checks.append(
@@ -109,11 +110,6 @@ def _write_settings(tmp: Path, encoder: Any) -> None:
         task="embedding", pooling=encoder.pooling, normalize=encoder.normalize, max_length=encoder.max_length
     )
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-
-
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    return (a64 * b64).sum(1) / np.maximum(np.linalg.norm(a64, axis=1) * np.linalg.norm(b64, axis=1), 1e-12)
 
 
 def sample_texts(encoder: Any, data: Path | None) -> tuple[list[str], str]:
