@@ -240,6 +240,15 @@ def safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "run"
 
 
+def eval_report_dir(run: RunDirectory | None, model_name: str, data_name: str, split: str) -> Path:
+    """Where `bertkit eval` writes its report: the run's eval/<split-data>, else a stamped ./eval folder."""
+    stem = Path(data_name).stem if "/" in data_name or "." in data_name else data_name
+    label = safe_name(f"{split}-{stem}" if split not in stem else stem)
+    if run is not None:
+        return run.eval_dir / label
+    return Path("eval") / safe_name(f"{model_name}-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
 def _read_lock(lock: Path) -> dict[str, Any]:
     try:
         value = json.loads(lock.read_text(encoding="utf-8"))

@@ -7,7 +7,6 @@ folder and any labelled file work too.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from bertkit.errors import DataError, UsageError
 from bertkit.files import check_writable_folder
 from bertkit.io.reading import Table
 from bertkit.recipe.base import DataSource
-from bertkit.runs import safe_name
+from bertkit.runs import eval_report_dir
 from bertkit.tasks.classification.data import check_columns, read_source, table_texts
 from bertkit.tasks.classification.labels import ids_for_names
 from bertkit.tasks.classification.recipe import ClassificationData as DataSection
@@ -219,9 +218,4 @@ def _source(recipe_data: DataSection | None, data: Path | None, split: str | Non
 
 
 def _report_dir(classifier: Any, data_name: str, split: str) -> Path:
-    stem = Path(data_name).stem if "/" in data_name or "." in data_name else data_name
-    label = safe_name(f"{split}-{stem}" if split not in stem else stem)
-    if classifier.run is not None:
-        return classifier.run.eval_dir / label
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("eval") / safe_name(f"{classifier.source.name}-{label}-{stamp}")
+    return eval_report_dir(classifier.run, classifier.source.name, data_name, split)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import numpy as np
 from bertkit.errors import UsageError
 from bertkit.files import atomic_write_json, atomic_write_text, check_writable_folder
 from bertkit.reports import cell, markdown_table
-from bertkit.runs import safe_name
+from bertkit.runs import eval_report_dir
 from bertkit.tasks.embedding.data import Pairs, Retrieval, is_beir, read_pairs, read_retrieval
 
 WORST = 25
@@ -291,9 +290,5 @@ def _source(recipe: Any, data: Path | None, split: str | None) -> tuple[Any, str
 
 
 def _report_dir(encoder: Any, data_name: str, split: str) -> Path:
-    stem = Path(data_name.split(" (")[0]).stem
-    label = safe_name(f"{split}-{stem}" if split not in stem else stem)
-    if encoder.run is not None:
-        return encoder.run.eval_dir / label
-    name = Path(encoder.source).name or "model"
-    return Path("eval") / safe_name(f"{name}-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+    # A BEIR set is named "folder (split)": the folder names the report.
+    return eval_report_dir(encoder.run, Path(encoder.source).name or "model", data_name.split(" (")[0], split)

@@ -9,7 +9,6 @@ model's, word by word, with long sentences read in windows.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from bertkit.errors import DataError, UsageError
 from bertkit.files import check_writable_folder
 from bertkit.recipe.base import DataSource
-from bertkit.runs import safe_name
+from bertkit.runs import eval_report_dir
 from bertkit.tasks.ner.data import Sentences, name_tags, read_sentences
 from bertkit.tasks.ner.recipe import NerData
 
@@ -132,8 +131,4 @@ def _source(columns: NerData | None, data: Path | None, split: str | None) -> tu
 
 
 def _report_dir(tagger: Any, data_name: str, split: str) -> Path:
-    stem = Path(data_name).stem if "/" in data_name or "." in data_name else data_name
-    label = safe_name(f"{split}-{stem}" if split not in stem else stem)
-    if tagger.run is not None:
-        return tagger.run.eval_dir / label
-    return Path("eval") / safe_name(f"{tagger.source.name}-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return eval_report_dir(tagger.run, tagger.source.name, data_name, split)

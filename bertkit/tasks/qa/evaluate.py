@@ -9,7 +9,6 @@ work too. During training the same scoring runs on the Trainer's logits
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from bertkit.errors import DataError, UsageError
 from bertkit.files import atomic_write_json, atomic_write_text, check_writable_folder
 from bertkit.recipe.base import DataSource
 from bertkit.reports import cell, markdown_table
-from bertkit.runs import safe_name
+from bertkit.runs import eval_report_dir
 from bertkit.tasks.base import CONFIG_KEY
 from bertkit.tasks.qa.answers import Ranked, rank_answers
 from bertkit.tasks.qa.data import Questions, check_answers, read_questions
@@ -231,8 +230,4 @@ def _source(columns: QaData | None, data: Path | None, split: str | None) -> tup
 
 
 def _report_dir(reader: Any, data_name: str, split: str) -> Path:
-    stem = Path(data_name).stem if "/" in data_name or "." in data_name else data_name
-    label = safe_name(f"{split}-{stem}" if split not in stem else stem)
-    if reader.run is not None:
-        return reader.run.eval_dir / label
-    return Path("eval") / safe_name(f"{reader.source.name}-{label}-{time.strftime('%Y%m%d-%H%M%S')}")
+    return eval_report_dir(reader.run, reader.source.name, data_name, split)
