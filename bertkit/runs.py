@@ -272,7 +272,7 @@ def _alive(holder: dict[str, Any]) -> bool:
 
 
 def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path, RunDirectory | None]:
-    """The model folder to use: `model` (a run or model folder), else the latest run's.
+    """The model folder to use: `model` (a run or model folder, an alias, a Hub id), else the latest run's.
 
     Raises:
         RunError: no model given and no latest run; or an incomplete run.
@@ -282,7 +282,12 @@ def find_model_dir(model: Path | None, root: Path = Path("runs")) -> tuple[Path,
         run = latest_run(root)
         return run.model_dir, run
     if not model.exists():
-        raise ModelError(f"{model}: no such folder", hint="give a run directory or a model folder")
+        first = Path(model.parts[0]) if model.parts else model
+        if model.is_absolute() or len(model.parts) > 2 or first.exists():
+            raise ModelError(f"{model}: no such folder", hint="give a run directory or a model folder")
+        from bertkit.models import named_model_dir
+
+        model = named_model_dir(str(model))  # an alias (`minilm`) or a Hub id
     if is_run_dir(model):
         run = open_run(model)
         return run.model_dir, run

@@ -151,6 +151,53 @@ def _beir(folder: Path) -> Path:
     return folder
 
 
+def test_check_reports_a_beir_folders_lengths_empty_texts_repeats_and_leakage(
+    run_cli, tmp_path, tiny_model_dir
+):
+    folder = _beir(tmp_path / "beir")
+    corpus = folder / "corpus.jsonl"
+    long_text = " ".join(["word"] * 80)
+    extra = [
+        {"_id": "d10", "title": "", "text": "  "},
+        *({"_id": f"long{i}", "text": long_text} for i in range(4)),
+    ]
+    corpus.write_text(corpus.read_text() + "".join(json.dumps(r) + "\n" for r in extra), encoding="utf-8")
+    queries = folder / "queries.jsonl"
+    # q10 repeats q7's text; it is judged in test, and train's q2 comes back as a test query.
+    added = [{"_id": "q10", "text": "place tasty"}, {"_id": "q11", "text": "food excellent"}]
+    queries.write_text(queries.read_text() + "".join(json.dumps(r) + "\n" for r in added), encoding="utf-8")
+    with (folder / "qrels" / "test.tsv").open("a", encoding="utf-8") as handle:
+        handle.write("q10\td5\t1\nq11\td2\t1\n")
+    data = {"train": str(folder), "test": str(folder), "qrels": {"test": "test"}, "max_length": 32}
+    recipe = {"task": "embedding", "model": {"name": str(tiny_model_dir)}, "data": data,
+              "output": {"root": str(tmp_path / "runs")}}  # fmt: skip
+    path = tmp_path / "beir.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    result = run_cli("check", "--recipe", path, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    test = report["splits"]["test"]
+    assert test["rows"] == 6 and test["duplicates"] == 1 and test["in_train"] == 1
+    assert test["tokens"]["counted"] == 15 and test["tokens"]["truncated"] == 4
+    messages = {f["code"]: f["message"] for f in report["findings"] if f["split"] == "test"}
+    assert "1 of the documents are empty (ids 'd10')" in messages["empty_texts"]
+    assert (
+        "1 judged queries repeat an earlier query's text under another id, e.g. 'q10'"
+        in messages["duplicates"]
+    )
+    assert "are longer than data.max_length=32 tokens" in messages["truncation"]
+    assert "also appear in train, e.g. 'food excellent'" in messages["leakage"]
+    assert any(
+        "6 judged queries, 15 documents, 1.00 relevant documents per query" in n for n in report["notes"]
+    )
+
+
+def test_embed_refuses_file_options_with_texts_given_as_arguments(run_cli, tiny_model_dir):
+    result = run_cli("embed", "--model", tiny_model_dir, "a text", "--text-column", "body")
+    assert result.exit_code == 2
+    assert "--text-column: describes an --input file" in result.stderr
+
+
 def test_similarity_evaluation_scores_cosines_against_gold(run_cli, st_folder, tmp_path):
     from scipy.stats import spearmanr
     from sentence_transformers import SentenceTransformer
@@ -305,6 +352,25 @@ def test_search_ranks_the_corpus_by_cosine_similarity(run_cli, embedding_run, tm
     assert refused.exit_code == 2 and "give --corpus FILE" in refused.stderr
 
 
+def test_predict_and_eval_take_a_model_alias_as_embed_does(run_cli, tmp_path):
+    from bertkit.models import packaged_model_dir
+
+    if packaged_model_dir("minilm") is None:
+        pytest.skip("the minilm weights package is not installed")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a man is playing a guitar .\nthe stock market fell today .\n", encoding="utf-8")
+    found = run_cli("predict", "--model", "minilm", "--corpus", corpus, "someone plays music", "--json")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)[0]["results"][0]["text"] == "a man is playing a guitar ."
+    scored = run_cli("eval", "--model", "minilm", "--data", _sts_file(tmp_path / "sts.tsv"), "--json",
+                     "--output", tmp_path / "report")  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    assert -100 <= json.loads(scored.stdout)["metrics"]["spearman"] <= 100
+    missing = run_cli("predict", "--model", "no-such-org/no-such-model", "--corpus", corpus, "text")
+    assert missing.exit_code == 1
+    assert "no-such-org/no-such-model: not a folder, and the Hugging Face Hub cannot give" in missing.stderr
+
+
 def test_the_onnx_export_puts_pooling_inside_the_graph(run_cli, embedding_run, st_folder, tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
@@ -386,6 +452,39 @@ def test_a_loss_the_data_cannot_feed_is_refused(run_cli, tmp_path, tiny_model_di
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"embedding": {"score_range": [0, 5]}}, "embedding.score_range: only the cosine loss maps scores"),
+        (
+            {"data": {"texts": ["sentence1", "sentence2", "other"], "score": "score"}},
+            "data.score: 'score' with three text columns",
+        ),
+    ],
+    ids=["score-range-with-cosent", "score-with-triplets"],
+)
+def test_settings_the_data_or_loss_would_ignore_are_refused(
+    run_cli, tmp_path, tiny_model_dir, change, message
+):
+    data = tmp_path / "sts.tsv"
+    lines = _sts_file(data).read_text(encoding="utf-8").splitlines()
+    data.write_text(
+        "\n".join([lines[0] + "\tother"] + [f"{line}\tsomething else" for line in lines[1:]]) + "\n",
+        encoding="utf-8",
+    )
+    recipe = {"task": "embedding", "model": {"name": str(tiny_model_dir)}, "data": {"train": str(data)},
+              "output": {"root": str(tmp_path / "runs")}}  # fmt: skip
+    for section, values in change.items():
+        recipe.setdefault(section, {}).update(values)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    for command in ("check", "finetune"):
+        result = run_cli(command, "--recipe", path)
+        assert result.exit_code == 1, (command, result.output)
+        assert message in result.stderr + result.stdout, command
+    assert not (tmp_path / "runs").exists()
+
+
 def test_two_processes_train_an_encoder_at_default_settings(run_cli, tmp_path, tiny_model_dir):
     """Two processes (gloo): in-batch negatives gathered across them; eval of the saved model = training."""
     import os
@@ -447,3 +546,29 @@ def test_a_run_resumes_from_its_sentence_transformers_checkpoint(run_cli, tmp_pa
     SentenceTransformer(str(run / "model"), device="cpu").encode(
         TEXTS
     )  # still a sentence-transformers folder
+
+
+def test_the_bundled_triplets_are_what_the_script_derives_from_the_qa_set():
+    import runpy
+
+    from bertkit.recipe.bundled import bundled_dir
+
+    script = runpy.run_path(
+        str(Path(__file__).resolve().parent.parent / "scripts" / "make_embedding_sample.py")
+    )
+    for split in ("train", "validation", "test"):
+        bundled = (bundled_dir() / "data" / "embedding" / f"{split}.jsonl").read_text(encoding="utf-8")
+        assert [json.loads(line) for line in bundled.splitlines()] == script["triplets"](split), split
+
+
+def test_the_embedding_quickstart_checks_clean(run_cli):
+    from bertkit.models import packaged_model_dir
+
+    if packaged_model_dir("minilm") is None:
+        pytest.skip("the minilm weights package is not installed")
+    result = run_cli("check", "--recipe", "quickstart-embedding", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["errors"] == 0 and report["warnings"] == 0, report["findings"]
+    assert [report["splits"][s]["rows"] for s in ("train", "validation", "test")] == [360, 90, 90]
+    assert "triplets (query, positive, negative)" in " ".join(report["notes"])

@@ -436,6 +436,18 @@ def test_on_error_rejects_unknown_modes(run_cli, trained, tmp_path):
     assert "'ignore' is not one of 'stop', 'skip'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "option",
+    [["--text-column", "review"], ["--text-pair", "b"], ["--input-format", "csv"], ["--on-error", "skip"]],
+    ids=lambda o: o[0],
+)
+def test_file_options_with_texts_given_as_arguments_are_refused(run_cli, trained, option):
+    result = run_cli("predict", "--model", trained.run, POSITIVE, *option)
+    assert result.exit_code == 2
+    assert f"{option[0]}: describes an --input file; the texts here are given as arguments" in result.stderr
+    assert result.stdout == ""
+
+
 def test_missing_text_column_is_named(run_cli, trained, tmp_path):
     source = tmp_path / "input.csv"
     source.write_text("review\nthe film was good .\n", encoding="utf-8")

@@ -16,6 +16,7 @@ from bertkit.cli.options import (
     InputFormat,
     OnError,
     Quantization,
+    refuse_file_options,
     value,
 )
 
@@ -59,8 +60,11 @@ def embed(
         ),
     ] = None,
     text_column: Annotated[
-        str, typer.Option("--text-column", help="Input column holding the text.")
-    ] = "text",
+        str | None,
+        typer.Option(
+            "--text-column", help="Input column holding the text. Default: text.", show_default=False
+        ),
+    ] = None,
     input_format: Annotated[
         InputFormat | None,
         typer.Option("--input-format", help="Default: from the file's extension.", show_default=False),
@@ -130,6 +134,15 @@ def embed(
             "give texts as arguments or --input FILE (one of them)",
             hint='bertkit embed --model minilm "some text", or bertkit embed --input in.txt -o out.npy',
         )
+    if input is None:
+        refuse_file_options(
+            "embed",
+            {
+                "text-column": text_column,
+                "input-format": value(input_format),
+                "on-error": None if on_error is OnError.stop else value(on_error),
+            },
+        )
     from bertkit.devices import DEFAULT_INFERENCE_BATCH
     from bertkit.tasks.embedding.embed import embed_file, output_kind
     from bertkit.tasks.embedding.encoder import load_encoder
@@ -168,7 +181,7 @@ def embed(
                 encoder,
                 input,
                 output,
-                text_column=text_column,
+                text_column=text_column or "text",
                 input_format=value(input_format),
                 batch_size=batch,
                 tokens=tokens,

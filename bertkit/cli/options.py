@@ -90,7 +90,8 @@ ModelDirOption = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="A bertkit run directory or any Hugging Face model directory. Default: the latest run.",
+        help="A bertkit run directory, a Hugging Face model folder, an alias (minilm) or a Hub id. "
+        "Default: the latest run.",
         show_default=False,
     ),
 ]
@@ -143,6 +144,26 @@ def refuse_options(command: str, task: Any, given: dict[str, Any], applies: froz
             f"--{extra[0]}: does not apply to `bertkit {command}` on a {task.name} model",
             hint=f"drop it; for {task.name} models `bertkit {command}` takes {takes}",
         )
+
+
+def refuse_file_options(command: str, given: dict[str, Any]) -> None:
+    """Refuse options that describe an input file when the texts are given as arguments.
+
+    Args:
+        command: predict or embed, for the message.
+        given: option name (without --) -> value, None where the user left the default.
+
+    Raises:
+        UsageError: naming the first such option.
+    """
+    from bertkit.errors import UsageError
+
+    for name, setting in given.items():
+        if setting is not None:
+            raise UsageError(
+                f"--{name}: describes an --input file; the texts here are given as arguments",
+                hint=f"drop --{name}, or pass the file with `bertkit {command} --input FILE --{name} ...`",
+            )
 
 
 AggregationOption = Annotated[

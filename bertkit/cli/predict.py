@@ -20,6 +20,7 @@ from bertkit.cli.options import (
     OnError,
     PrecisionOption,
     Quantization,
+    refuse_file_options,
     refuse_options,
     value,
 )
@@ -165,6 +166,16 @@ def predict(
         raise UsageError(
             "give texts as arguments or --input FILE (one of them)",
             hint='bertkit predict "some text"   or   bertkit predict --input texts.txt',
+        )
+    if input is None:
+        refuse_file_options(
+            "predict",
+            {
+                "text-column": text_column,
+                "text-pair": text_pair,
+                "input-format": value(input_format),
+                "on-error": None if on_error is OnError.stop else value(on_error),
+            },
         )
     from bertkit.export.runtime import backend_model_dir, check_backend_options
     from bertkit.tasks import task_of

@@ -114,16 +114,19 @@ def write_graphs(
     step(f"exporting the graph with torch.onnx (dynamo), opset {OPSET}")
     export_graph(model, {n: example[n] for n in names}, tmp / MODEL_FILE, positions, external, outputs)
     files = {"fp32": MODEL_FILE}
-    if quantize:
-        step("quantizing to int8 with ONNX Runtime (dynamic)")
-        quantize_graph(tmp / MODEL_FILE, tmp / INT8_FILE, external)
-        files["int8"] = INT8_FILE
     optimized: dict[str, Any] | None = None
     if optimize:
         step("fusing the fp32 graph for ONNX Runtime (onnxscript)")
         optimized = optimize_graph(tmp / MODEL_FILE, external)
         if "skipped" in optimized:
             step(f"graph left unfused: {optimized['skipped']}")
+    if quantize:
+        # From the fused graph: its attention keeps the products of two activations
+        # (query x key, weights x value) in fp32, where the unfused graph's MatMuls would
+        # quantize them too. MiniLM's vectors: worst cosine 0.972 against 0.961, same speed.
+        step("quantizing to int8 with ONNX Runtime (dynamic)")
+        quantize_graph(tmp / MODEL_FILE, tmp / INT8_FILE, external)
+        files["int8"] = INT8_FILE
     shutil.copy2(folder / "config.json", tmp / "config.json")
     tokenizer.save_pretrained(str(tmp))
 
@@ -275,6 +278,9 @@ def quantize_graph(source: Path, target: Path, external: bool = False) -> None:
                 per_channel=True,
                 reduce_range=True,
                 use_external_data_format=external,
+                # The fused graph's ONNX Runtime operators have no types the quantizer's shape
+                # inference knows; their weights are float.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
             )
         except Exception as exc:  # noqa: BLE001 - the quantizer raises many kinds of error
             raise ModelError(

@@ -159,9 +159,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def read_pairs(
-    source: DataSource, texts: list[str] | None = None, score: str | None = None, *, need_score: bool = False
-) -> Pairs:
+def read_pairs(source: DataSource, texts: list[str] | None = None, score: str | None = None) -> Pairs:
     """Rows of two or three texts (and a score) from a file or a Hub dataset.
 
     Raises:
@@ -187,16 +185,16 @@ def read_pairs(
             f"data.texts: {len(chosen)} columns; give two (pairs) or three (triplets)",
             hint="e.g. [anchor, positive]",
         )
+    if score is not None and len(chosen) == 3:
+        raise DataError(
+            f"data.score: {score!r} with three text columns; scores belong to pairs, triplets have none",
+            hint="give two data.texts columns for scored pairs, or drop data.score for triplets",
+        )
     score_column = score or next((c for c in SCORE_COLUMNS if c in columns and c not in chosen), None)
     if score is not None and score not in columns:
         raise DataError(
             f"{table.name}: no score column {score!r}; columns are {', '.join(columns)}",
             hint="fix data.score",
-        )
-    if need_score and score_column is None:
-        raise DataError(
-            f"{table.name}: no score column; similarity evaluation needs gold scores",
-            hint=f"name it with data.score (found none of {', '.join(SCORE_COLUMNS)})",
         )
     values = [[_text(v) for v in table.columns[c]] for c in chosen]
     scores = None

@@ -154,11 +154,16 @@ def evaluate_embedding(
         source,
         columns.texts if columns is not None else None,
         columns.score if columns is not None else None,
-        need_score=recipe is None,
     ).head(limit)
-    if pairs.scores is None:  # a run's pairs or triplets: scored by search, as in training
+    if pairs.scores is None:  # pairs or triplets: scored by search, as in training
+        from bertkit.console import note
         from bertkit.tasks.embedding.train import as_retrieval
 
+        note(
+            f"{pairs.name}: {pairs.shape} without a score column, scored as a search: each "
+            f"{pairs.columns[0]} among every {' and '.join(pairs.columns[1:])} text (name a score column "
+            "with data.score for similarity)"
+        )
         retrieval = as_retrieval(pairs)
         return _evaluate_retrieval(encoder, retrieval, batch, output, split_name, title)
     metrics, cosines = similarity_scores(encoder, pairs, batch)

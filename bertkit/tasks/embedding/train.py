@@ -83,7 +83,7 @@ def read(recipe: EmbeddingRecipe) -> EmbeddingSplits:
     train = splits.get("train")
     if not isinstance(train, Pairs):
         raise RecipeError("data.train: an embedding recipe trains on data.train", hint="give training data")
-    loss = decide_loss(recipe.embedding.loss, train)
+    loss = decide_loss(recipe.embedding.loss, train, recipe.embedding.score_range)
     chosen = "embedding.loss" if recipe.embedding.loss != "auto" else "from the data"
     notes.append(f"loss: {_LOSS_NAMES[loss]} ({chosen})")
     select_metric(recipe, splits.get("validation"))
@@ -98,14 +98,20 @@ _LOSS_NAMES = {
 }
 
 
-def decide_loss(setting: str, train: Pairs) -> str:
+def decide_loss(setting: str, train: Pairs, score_range: Any = None) -> str:
     """The loss: `embedding.loss`, else from the training data's shape.
 
     Raises:
         RecipeError: a loss the data cannot feed (a score loss without scores, a triplet loss
-            without negatives).
+            without negatives); `embedding.score_range` with a loss that does not read it.
     """
     loss = LOSSES[train.shape] if setting == "auto" else setting
+    if score_range is not None and loss != "cosine":
+        raise RecipeError(
+            f"embedding.score_range: only the cosine loss maps scores to [0, 1]; this run's loss is {loss}"
+            + (" (CoSENT ranks pairs by score, whatever their scale)" if loss == "cosent" else ""),
+            hint="remove embedding.score_range, or set embedding.loss: cosine",
+        )
     if loss in ("cosent", "cosine") and train.scores is None:
         raise RecipeError(
             f"embedding.loss: {loss} needs scored pairs; {train.name} has {train.shape}",
