@@ -118,22 +118,37 @@ def _finetune_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for key, tool, name in (
         ("vs_tutorial", "tutorial", "tutorial Trainer script (pad to 128)"),
         ("vs_best_practice", "best_practice", "best-practice script (dynamic padding)"),
+        ("vs_sorted", "bertkit_sorted", "bertkit's sorted micro-batches (before padding-free)"),
     ):
         rows.append(
             _row(
                 label,
-                f"{ours['train_samples_per_second']:.1f} samples/s",
-                f"{tools[tool]['train_samples_per_second']:.1f} samples/s, {name}",
+                f"{ours['train_samples_per_second']:.1f} samples/s ({ours['utilisation']:.0%} of peak)",
+                f"{tools[tool]['train_samples_per_second']:.1f} samples/s "
+                f"({tools[tool]['utilisation']:.0%} of peak), {name}",
                 targets[key]["ratio"],
                 f">= {targets[key]['target']:g}x",
                 targets[key]["met"],
             )
         )
+    rows.append(
+        _row(
+            "fine-tuning useful-FLOP utilisation (SST-2, MiniLM)",
+            f"{ours['useful_gflops']:.0f} GFLOP/s, {ours['utilisation']:.1%} of {result['peak_gflops']:.0f}",
+            f"{tools['bertkit_sorted']['utilisation']:.1%} (sorted micro-batches)",
+            None,
+            f">= {targets['utilisation']['target']:.0%} of the measured fp32 matmul peak",
+            targets["utilisation"]["met"],
+        )
+    )
     accuracy = targets["accuracy"]
     if "dev_accuracy_mean" in ours:
         seeds = ", ".join(str(s) for s in accuracy.get("seeds", []))
         shown = f"{ours['dev_accuracy_mean']:.2%} (mean of seeds {seeds})"
-        baseline = f"{tools['best_practice']['dev_accuracy_mean']:.2%} (best-practice script, same seeds)"
+        baseline = (
+            f"{tools['bertkit_sorted']['dev_accuracy_mean']:.2%} (sorted micro-batches), "
+            f"{tools['best_practice']['dev_accuracy_mean']:.2%} (best-practice script), same seeds"
+        )
     else:
         shown = f"{ours['dev_accuracy']:.2%}"
         best = max(tools[t]["dev_accuracy"] for t in ("tutorial", "best_practice"))

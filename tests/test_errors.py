@@ -838,24 +838,30 @@ def test_predict_skips_ragged_csv_rows(run_cli, env):
 
 @pytest.fixture
 def nan_from_step(monkeypatch):
-    """Make the classifier's training loss NaN from the given optimizer step on (1-based)."""
-    from transformers import BertForSequenceClassification
+    """Make the classifier's training loss NaN from the given optimizer step on (1-based).
 
-    original = BertForSequenceClassification.forward
+    The encoder's states turn NaN, so the loss does whichever way the head reads them
+    (padded batches or padding-free rows).
+    """
+    from transformers import BertModel
+
+    original = BertModel.forward
 
     def install(step: int) -> None:
         calls = {"n": 0}
 
-        @functools.wraps(original)  # the Trainer reads forward's signature
+        @functools.wraps(original)
         def forward(self, *args, **kwargs):
             output = original(self, *args, **kwargs)
-            if self.training and output.loss is not None:
+            if self.training:
                 calls["n"] += 1
                 if calls["n"] >= step:
-                    output.loss = output.loss * float("nan")
+                    output.last_hidden_state = output.last_hidden_state * float("nan")
+                    if output.pooler_output is not None:
+                        output.pooler_output = output.pooler_output * float("nan")
             return output
 
-        monkeypatch.setattr(BertForSequenceClassification, "forward", forward)
+        monkeypatch.setattr(BertModel, "forward", forward)
 
     return install
 

@@ -17,7 +17,7 @@ from bertkit.recipe import load_recipe
 from bertkit.runs import latest_run
 
 # Bookkeeping numbers that differ between identical runs.
-_TIMING = ("runtime", "samples_per_second", "steps_per_second")
+_TIMING = ("runtime", "samples_per_second", "steps_per_second", "tokens_per_second")
 
 
 # --------------------------------------------------------------------------- helpers

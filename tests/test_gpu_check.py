@@ -32,6 +32,8 @@ STAGES = [
     "mlm",
     "inference",
     "mlm_compile",
+    "finetune_padding_free",
+    "mlm_dense",
 ]
 
 
@@ -126,9 +128,9 @@ def test_fp16_checks_catch_a_schedule_that_advances_on_skipped_steps():
 def test_stages_are_chosen_by_number_range_or_name():
     gpu_check = _module()
     assert gpu_check.parse_stages("1-3,mlm") == [0, 1, 2, 3, 5]
-    assert gpu_check.parse_stages("all") == list(range(8))
-    with pytest.raises(ValueError, match="stages are 0-7"):
-        gpu_check.parse_stages("9")
+    assert gpu_check.parse_stages("all") == list(range(10))
+    with pytest.raises(ValueError, match="stages are 0-9"):
+        gpu_check.parse_stages("10")
 
 
 def test_without_a_gpu_it_records_the_environment_says_so_and_exits_0(tmp_path):
@@ -228,15 +230,23 @@ def test_a_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     assert stages["finetune_bf16"]["padding_share"] < stages["finetune_random_batches"]["padding_share"]
     assert stages["finetune_no_pad8"]["padding_share"] <= stages["finetune_bf16"]["padding_share"]
     assert set(record["comparisons"]) >= {"length_grouping_speedup", "pad_to_8_speedup", "compile_speedup"}
+    # The A/Bs of padding-free rows and the sparse head: the same examples without padding, the
+    # head at the masked positions only.
+    packed = stages["finetune_padding_free"]
+    assert packed["ran"]["micro_batches"] == 1 and packed["padding_share"] == 0.0
+    _positive(packed, "samples_per_second", "real_tokens_per_second")
+    assert {"padding_free_speedup", "sparse_head_speedup"} <= set(record["comparisons"])
 
-    for name in ("mlm", "mlm_compile"):
+    for name in ("mlm", "mlm_compile", "mlm_dense"):
         stage = stages[name]
         _positive(stage, "tokens_per_second", "real_tokens_per_second", "mfu", "sequences", "train_loss")
         _share(stage, "padding_share")
     compiled = stages["mlm_compile"]
     assert compiled["ran"]["torch_compile"] is True
     _positive(compiled, "compile_seconds", "first_step_seconds")
-    assert isinstance(compiled["recompiles"], int) and compiled["recompiles"] <= 2
+    # The sparse head's gather breaks the graph in three, each recompiled once for the changing
+    # number of masked positions.
+    assert isinstance(compiled["recompiles"], int) and compiled["recompiles"] <= 3
 
     inference = stages["inference"]
     assert inference["texts"] == 300

@@ -39,10 +39,16 @@ SENTENCES = [
 ]
 
 
+@pytest.mark.parametrize("group", [8, 2, 1], ids=["one-group", "groups-of-2", "one-by-one"])
 @pytest.mark.parametrize("pairs", [None, ["it was", "a", "so so"]])
-def test_a_packed_row_gives_the_padded_batchs_logits_loss_and_gradients(model_and_tokenizer, pairs):
+def test_a_packed_row_gives_the_padded_batchs_logits_loss_and_gradients(
+    model_and_tokenizer, pairs, group, monkeypatch
+):
     from transformers import DataCollatorForTokenClassification
 
+    from bertkit.training import packing
+
+    monkeypatch.setattr(packing, "GROUP", group)  # sequences attend in length-sorted groups of this many
     model, tokenizer = model_and_tokenizer
     model.train()
     features = _features(tokenizer, SENTENCES, pairs)
@@ -99,3 +105,53 @@ def test_models_that_number_positions_otherwise_are_not_packed():
     assert "number positions differently" in packing_supported(type("M", (), {"config": RobertaConfig()})())
     relative = BertConfig(position_embedding_type="relative_key")
     assert "relative position" in packing_supported(type("M", (), {"config": relative})())
+
+
+@pytest.mark.parametrize(
+    ("problem", "labels"),
+    [
+        ("single_label_classification", [0, 2, 1]),
+        ("multi_label_classification", [[1.0, 0.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+        ("regression", [0.5, -1.0, 2.25]),
+    ],
+    ids=["single", "multi", "regression"],
+)
+@pytest.mark.parametrize("pairs", [None, ["it was", "a", "so so"]], ids=["texts", "pairs"])
+def test_a_packed_classifier_row_gives_the_padded_batchs_logits_loss_and_gradients(
+    tiny_model_dir, problem, labels, pairs
+):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    from bertkit.tasks.classification.packed import use_packed_classifier
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_model_dir, num_labels=1 if problem == "regression" else 3, problem_type=problem,
+        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )  # fmt: skip
+    model.train()
+    features = []
+    for i, words in enumerate(SENTENCES):
+        encoded = tokenizer(" ".join(words), pairs[i] if pairs else None)
+        features.append({**dict(encoded), "labels": labels[i]})
+    padded = DataCollatorWithPadding(tokenizer)(features)
+    reference = model(**padded)
+    reference.loss.backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    use_packed_attention(model)
+    use_packed_classifier(model)
+    packed = PackedCollator(per_example=("labels",))(features)
+    assert packed["labels"].dtype == padded["labels"].dtype
+    result = model(**packed)
+    result.loss.backward()
+    torch.testing.assert_close(result.logits, reference.logits, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(result.loss, reference.loss)
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            torch.testing.assert_close(parameter.grad, expected[name], atol=1e-6, rtol=1e-4, msg=name)
+    model.eval()  # padded batches (evaluation, prediction) still run the model's own forward
+    with torch.no_grad():
+        torch.testing.assert_close(model(**padded).logits, reference.logits, atol=1e-6, rtol=1e-5)

@@ -166,6 +166,103 @@ def mlm_run(tmp_path_factory, tiny_model_dir, tiny_corpus_file):
     return result
 
 
+@pytest.mark.parametrize("nsp", [False, True], ids=["mlm", "mlm+nsp"])
+def test_the_sparse_head_gives_the_dense_heads_loss_and_gradients(nsp):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertForPreTraining
+
+    from bertkit.tasks.mlm.sparse import use_sparse_prediction
+
+    config = BertConfig(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)  # fmt: skip
+    torch.manual_seed(0)
+    dense = (BertForPreTraining if nsp else BertForMaskedLM)(config)
+    sparse = (BertForPreTraining if nsp else BertForMaskedLM)(config)
+    sparse.load_state_dict(dense.state_dict())
+    use_sparse_prediction(sparse)
+    generator = torch.Generator().manual_seed(1)
+    input_ids = torch.randint(5, 97, (3, 20), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[1, 14:] = 0  # a padded row: its padding has no label
+    labels = torch.full_like(input_ids, -100)
+    masked = torch.rand(input_ids.shape, generator=generator) < 0.15
+    masked[:, 3] = True  # fixed masks, at least one per row
+    masked &= attention_mask.bool()
+    labels[masked] = input_ids[masked]
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    if nsp:
+        batch["next_sentence_label"] = torch.tensor([0, 1, 0])
+    losses = {}
+    for name, model in (("dense", dense), ("sparse", sparse)):
+        model.train()
+        loss = model(**batch).loss
+        loss.backward()
+        losses[name] = loss.detach()
+    torch.testing.assert_close(losses["sparse"], losses["dense"], rtol=1e-6, atol=1e-6)
+    gradients = dict(dense.named_parameters())
+    for name, parameter in sparse.named_parameters():
+        torch.testing.assert_close(parameter.grad, gradients[name].grad, rtol=1e-5, atol=1e-6, msg=name)
+    assert sparse(**batch).logits.shape[:-1] == (
+        int(masked.sum()),
+    )  # the head ran at the masked positions only
+    sparse.eval()  # evaluation and fill-mask: the model's own forward, every position
+    dense.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(sparse(**batch).loss, dense(**batch).loss)
+        shape = (sparse(**batch).prediction_logits if nsp else sparse(**batch).logits).shape
+    assert shape == (3, 20, 97)
+
+
+def test_document_attention_keeps_each_document_of_a_block_to_itself(tmp_path, tokenizer, tiny_model_dir):
+    import torch
+    from transformers import AutoModelForMaskedLM
+
+    from bertkit.tasks.mlm.masking import MlmCollator
+    from bertkit.training.packing import use_packed_attention
+
+    lines = ["the film was good .", "i loved the food", "the service was slow and rude ."] * 3
+    built, _ = _sequences(tokenizer, _corpus(tmp_path, lines), max_length=16, attention="document")
+    for ids, parts in zip(built["input_ids"], built["documents"], strict=True):
+        assert sum(parts) == len(ids)
+        ends = [sum(parts[: i + 1]) - 1 for i in range(len(parts))]
+        assert [ids[end] for end in ends] == [tokenizer.sep_token_id] * len(
+            parts
+        )  # each part ends at a [SEP]
+    features = [built[i] for i in range(2)]
+    row = MlmCollator(tokenizer, 0.15, False, documents=True).mask(features, seed=1)  # padded blocks
+    packed = MlmCollator(tokenizer, 0.15, False, documents=True)
+    packed.masker.generator = torch.Generator().manual_seed(1)
+    batch = packed(features)
+    assert batch["input_ids"].shape == (1, sum(len(f["input_ids"]) for f in features))
+    assert batch["cu_seq_lens_q"].tolist()[-1] == batch["input_ids"].shape[1]
+    assert torch.equal(batch["labels"][0], row["labels"][row["attention_mask"].bool()])  # the same masks
+    model = AutoModelForMaskedLM.from_pretrained(tiny_model_dir).eval()
+    use_packed_attention(model)
+    bounds = batch["cu_seq_lens_q"].tolist()
+    with torch.no_grad():
+        together = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0]
+        for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+            alone = model(input_ids=batch["input_ids"][:, start:end]).logits[0]  # positions from 0
+            torch.testing.assert_close(together[start:end], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_a_document_attention_run_trains_and_evaluates(tmp_path, tiny_model_dir, tiny_corpus_file):
+    from bertkit.training.run import train_recipe as pretrain
+
+    recipe = load_recipe(_mlm_recipe(tmp_path, tiny_model_dir, tiny_corpus_file, mlm="{attention: document}"))
+    result = pretrain(recipe)
+    assert "attention stays inside each document of a block (mlm.attention: document)" in result.notes
+    assert result.metrics["validation"]["perplexity"] > 1
+
+
+def test_document_attention_is_refused_where_sequences_hold_one_document(tmp_path, tiny_corpus_file, run_cli):
+    path = _mlm_recipe(tmp_path, None, tiny_corpus_file, mlm="{attention: document, sequences: line_by_line}")
+    result = run_cli("recipes", "validate", path)
+    assert result.exit_code != 0
+    assert "mlm.attention: `document` applies to packed blocks" in result.output
+
+
 def test_continued_pretraining_writes_a_complete_run(mlm_run):
     run = mlm_run.run.path
     for name in ("run.json", "recipe.yaml", "README.md", "metrics.json", "sequences.json", "log.jsonl"):

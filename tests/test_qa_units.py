@@ -198,3 +198,69 @@ def test_rows_repeating_a_question_id_become_one_question_with_several_reference
         DataError, match=r"flat.csv:4: question id 'a' repeats .*flat.csv:2 with another question"
     ):
         read_questions(DataSource(path=str(flat)), QaData())
+
+
+# ----------------------------------------------------------------------------------- loss
+
+
+@pytest.mark.parametrize("group", [8, 1], ids=["one-group", "one-by-one"])
+def test_the_window_loss_is_the_same_on_padded_batches_and_packed_rows(tiny_model_dir, group, monkeypatch):
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer, DataCollatorWithPadding
+
+    from bertkit.tasks.qa.packed import use_window_loss
+    from bertkit.training import packing
+
+    monkeypatch.setattr(packing, "GROUP", group)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    model = AutoModelForQuestionAnswering.from_pretrained(
+        tiny_model_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    ).train()
+    pairs = [("what was good ?", "the film was good and the food was bad ."), ("who ?", "i"),
+             ("was the staff nice ?", "the staff was nice .")]  # fmt: skip
+    features = []
+    for (question, context), (start, end) in zip(pairs, [(8, 8), (0, 0), (6, 9)], strict=True):
+        features.append(
+            {**dict(tokenizer(question, context)), "start_positions": start, "end_positions": end}
+        )
+    use_window_loss(model)
+    padded = DataCollatorWithPadding(tokenizer)(features)
+    assert not padded["attention_mask"].all()  # the batch has padding, which must not count
+    reference = model(**padded)
+    reference.loss.backward()
+    expected = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+
+    packing.use_packed_attention(model)
+    row = packing.PackedCollator(per_example=("start_positions", "end_positions"))(features)
+    result = model(**row)
+    result.loss.backward()
+    torch.testing.assert_close(result.loss, reference.loss)
+    real = padded["attention_mask"].bool()
+    for name in ("start_logits", "end_logits"):
+        torch.testing.assert_close(getattr(result, name)[real], getattr(reference, name)[real])
+        assert (getattr(reference, name)[~real] == torch.finfo(torch.float32).min).all()
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            torch.testing.assert_close(parameter.grad, expected[name], atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_without_padding_the_window_loss_is_transformers_loss(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from bertkit.tasks.qa.packed import use_window_loss
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_model_dir).eval()
+    batch = tokenizer(
+        ["what was good ?"] * 2, ["the film was good .", "the food was bad ."], return_tensors="pt"
+    )
+    batch.update(start_positions=torch.tensor([8, 0]), end_positions=torch.tensor([8, 0]))
+    with torch.no_grad():
+        theirs = model(**batch)
+        use_window_loss(model)
+        ours = model(**batch)
+    torch.testing.assert_close(ours.loss, theirs.loss)
+    torch.testing.assert_close(ours.start_logits, theirs.start_logits)

@@ -210,6 +210,17 @@ class OutputSection(Section):
     root: str = Field("runs", description="Folder that holds runs and the `latest` pointer.")
 
 
+class PaddingFreeTrain(TrainSection):
+    """The training section of tasks whose heads can read padding-free rows (training/packing.py)."""
+
+    padding_free: Literal["auto"] | bool = Field(
+        "auto",
+        description="Train on each batch as one row of its real tokens, attention kept inside each "
+        "example: the same model and loss, no compute spent on padding. `auto`: on CPU for BERT "
+        "models (on GPUs the length-sorted micro-batches are used).",
+    )
+
+
 class RecipeBase(Section):
     """What every task's recipe holds: what to train, on which data, how, and where to write it.
 

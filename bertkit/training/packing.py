@@ -12,7 +12,10 @@ model computes exactly what it computes on the padded batch (a test checks logit
 loss and gradients). The batch is the same random batch of plain shuffling.
 
 It applies to models whose head works token by token (NER: the loss is a mean over
-labelled tokens either way) and whose embeddings number positions from 0 (BERT).
+labelled tokens either way), to heads that read each example's part of the row
+(a classifier's pooler its first token: tasks/classification/packed.py; question
+answering's start and end over its own tokens: tasks/qa/packed.py), and to models
+whose embeddings number positions from 0 (BERT).
 Evaluation keeps ordinary padded batches: the attention function below runs those
 as SDPA does.
 """
@@ -36,6 +39,24 @@ def packing_supported(model: Any) -> str | None:
     if getattr(config, "is_decoder", False):
         return "the model is a decoder"
     return None
+
+
+def padding_free(setting: str | bool, model: Any, device: str, notes: list[str]) -> bool:
+    """Whether training runs on padding-free rows (`train.padding_free`); readies the model if so.
+
+    Raises:
+        RecipeError: `train.padding_free: true` for a model that cannot read packed rows.
+    """
+    from bertkit.errors import RecipeError
+
+    why_not = packing_supported(model)
+    if setting is True and why_not:
+        raise RecipeError(f"train.padding_free: {why_not}", hint="set train.padding_free: auto or false")
+    packed = setting is True or (setting == "auto" and device == "cpu" and why_not is None)
+    if packed:
+        use_packed_attention(model)
+        notes.append("training batches are padding-free: one row of real tokens each (train.padding_free)")
+    return packed
 
 
 def use_packed_attention(model: Any) -> None:
@@ -79,32 +100,64 @@ def packed_attention(
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=False
         )
-    # Attention runs on the row's sequences side by side, each padded to the longest with
-    # its padding masked out: gathered by index, so the backward pass scatters each
-    # gradient into the row once (slicing the row per sequence would fill a zero tensor
-    # of the whole row for every sequence, which costs more than the attention itself).
-    starts = cu_seq_lens_q[:-1].to(query.device, torch.long)
-    lengths = cu_seq_lens_q[1:].to(query.device, torch.long) - starts
-    longest = int(lengths.max())
-    offsets = torch.arange(longest, device=query.device)
-    valid = offsets[None, :] < lengths[:, None]  # (sequences, longest)
-    index = (starts[:, None] + torch.minimum(offsets[None, :], lengths[:, None] - 1)).reshape(-1)
+    layout = _layout(cu_seq_lens_q, query.device)
     heads, size = query.shape[1], query.shape[-1]
+    states = [x[0].transpose(0, 1) for x in (query, key, value)]  # (row, heads, size)
+    pieces = []
+    for (index, valid, count, longest), kept in zip(layout.groups, layout.kept, strict=True):
+        # Gathered by index, so the backward pass adds each gradient into the row once.
+        # (count * longest, heads, size) -> (count, heads, longest, size)
+        q, k, v = (x.index_select(0, index).view(count, longest, heads, size).transpose(1, 2) for x in states)
+        output = functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=valid, dropout_p=dropout, scale=scaling
+        )
+        rows = output.transpose(1, 2).reshape(count * longest, heads, size)
+        pieces.append(rows if kept is None else rows.index_select(0, kept))
+    return torch.cat(pieces).index_select(0, layout.order)[None], None
 
-    def side_by_side(states: Any) -> Any:  # (1, heads, row, size) -> (sequences, heads, longest, size)
-        return states[0].index_select(1, index).view(heads, len(lengths), longest, size).transpose(0, 1)
 
-    output = functional.scaled_dot_product_attention(
-        side_by_side(query),
-        side_by_side(key),
-        side_by_side(value),
-        attn_mask=valid[:, None, None, :],
-        dropout_p=dropout,
-        scale=scaling,
-    )
-    # Back to the row: (sequences, heads, longest, size) -> (1, row, heads, size).
-    rows = output.transpose(1, 2).reshape(-1, heads, size)
-    return rows.index_select(0, valid.reshape(-1).nonzero().squeeze(1))[None], None
+# Sequences attended to together: sorted by length and taken GROUP at a time, each group
+# padded to its own longest, so little of the attention is spent on padding.
+GROUP = 8
+
+
+@dataclass
+class _Layout:
+    """How a packed row's sequences are gathered into padded groups, and put back."""
+
+    # Per group: row positions to gather (count * longest, the last real token repeated as
+    # padding), the key mask (count, 1, 1, longest) or None without padding, count, longest.
+    groups: list[tuple[Any, Any, int, int]]
+    kept: list[Any]  # per group: which gathered positions are real tokens
+    order: Any  # the groups' real tokens, concatenated, back in row order
+
+
+def _layout(cu_seq_lens: Any, device: Any) -> _Layout:
+    """The grouping of a row's sequences; computed once per row (every layer reads the same one)."""
+    import torch
+
+    cached = getattr(cu_seq_lens, "_bertkit_layout", None)
+    if cached is not None:
+        return cached
+    bounds = cu_seq_lens.tolist()
+    starts, lengths = bounds[:-1], [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    ranked = sorted(range(len(lengths)), key=lengths.__getitem__)
+    groups, kept, placed = [], [], []
+    for first in range(0, len(ranked), GROUP):
+        members = ranked[first : first + GROUP]
+        longest = max(lengths[m] for m in members)
+        index = [starts[m] + min(o, lengths[m] - 1) for m in members for o in range(longest)]
+        real = [o < lengths[m] for m in members for o in range(longest)]
+        padded = not all(real)
+        mask = torch.tensor(real, device=device).view(len(members), 1, 1, longest) if padded else None
+        groups.append((torch.tensor(index, device=device), mask, len(members), longest))
+        kept.append(torch.tensor(real, device=device).nonzero().squeeze(1) if padded else None)
+        placed += [starts[m] + o for m in members for o in range(lengths[m])]
+    order = torch.empty(len(placed), dtype=torch.long)
+    order[torch.tensor(placed)] = torch.arange(len(placed))
+    layout = _Layout(groups, kept, order.to(device))
+    cu_seq_lens._bertkit_layout = layout
+    return layout
 
 
 @dataclass
@@ -116,22 +169,29 @@ class PackedCollator:
     heads and sentence pairs need, so bertkit packs its own rows.
     """
 
+    per_example: tuple[str, ...] = ()  # label columns with one value (or vector) per example, not per token
+
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
         columns: dict[str, list[int]] = {"input_ids": [], "position_ids": []}
         bounds = [0]
+        token_keys = [key for key in ("token_type_ids", "labels") if key not in self.per_example]
         for feature in features:
             ids = list(feature["input_ids"])
             columns["input_ids"] += ids
             columns["position_ids"] += range(len(ids))
             bounds.append(bounds[-1] + len(ids))
-            for key in ("token_type_ids", "labels"):
+            for key in token_keys:
                 if key in feature:
                     columns.setdefault(key, []).extend(feature[key])
         batch: dict[str, Any] = {
             key: torch.tensor([values], dtype=torch.long) for key, values in columns.items()
         }
+        for key in self.per_example:
+            if features and key in features[0]:
+                # Class ids and positions stay integers; regression targets and multi-label vectors, float.
+                batch[key] = torch.tensor([feature[key] for feature in features])
         lengths = torch.tensor(bounds, dtype=torch.int32)
         longest = int((lengths[1:] - lengths[:-1]).max()) if len(features) else 0
         batch.update(cu_seq_lens_q=lengths, cu_seq_lens_k=lengths, max_length_q=longest, max_length_k=longest)

@@ -115,6 +115,7 @@ def _train(
     output = train(trainer, run, recipe, checkpoint, task.command)
 
     metrics: dict[str, dict[str, float]] = {"train": strip_prefix(output.metrics, "train_")}
+    _record_token_rate(metrics["train"], prepared.datasets["train"])
     for split, dataset in prepared.datasets.items():
         if split != "train":
             if prepared.metrics_for is not None:
@@ -218,3 +219,22 @@ def preflight(recipe: RecipeBase, task: Any, tokenizer: Any) -> None:
         if finding.code != "trust_remote_code":  # loading the tokenizer said so already
             warn(finding.message + (f" ({finding.hint})" if finding.hint else ""))
     raise_for_errors(report)
+
+
+def _record_token_rate(train: dict[str, float], dataset: Any) -> None:
+    """Real (non-padding) tokens per second of training: samples/s x a training example's mean length.
+
+    What a benchmark turns into useful FLOP/s (tokens x 6 x parameters), whatever padding
+    a batch layout adds. Left out when the examples carry no length (embeddings).
+    """
+    from bertkit.training.trainer import LENGTH_COLUMN
+
+    rate = train.get("samples_per_second")
+    if (
+        rate is None
+        or LENGTH_COLUMN not in (getattr(dataset, "column_names", None) or [])
+        or not len(dataset)
+    ):
+        return
+    lengths = dataset[LENGTH_COLUMN]
+    train["tokens_per_second"] = rate * sum(lengths) / len(lengths)

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from bertkit.recipe.base import DataSection, RecipeBase, Section, TrainSection
+from bertkit.recipe.base import DataSection, PaddingFreeTrain, RecipeBase, Section
 
 
 class ClassificationData(DataSection):
@@ -51,7 +51,7 @@ class LabelsSection(Section):
     )
 
 
-class ClassificationTrain(TrainSection):
+class ClassificationTrain(PaddingFreeTrain):
     class_weights: Literal["none", "auto"] | list[float] | dict[str, float] = Field(
         "none",
         description="Weight the loss per class: `auto` (inverse frequency), a list in label id "

@@ -46,7 +46,9 @@ def prepare(recipe: ClassificationRecipe, read: ReadData, tokenizer: Any, placem
     from bertkit.models import load_model, resolve_model
     from bertkit.tasks.classification.inference import inputs_config
     from bertkit.tasks.classification.metrics import make_compute_metrics
+    from bertkit.tasks.classification.packed import use_packed_classifier
     from bertkit.training.arguments import pad_multiple
+    from bertkit.training.packing import PackedCollator, padding_free
 
     data, spec = read.data, read.data.labels
     notes = [*data.notes, spec.reason]
@@ -67,6 +69,9 @@ def prepare(recipe: ClassificationRecipe, read: ReadData, tokenizer: Any, placem
     if any(key.startswith("classifier") for key in missing):
         outputs = f"{spec.num_labels} output{'s' if spec.num_labels > 1 else ''}"
         note(f"{ref.shown}: new classification head ({outputs}), randomly initialised")
+    packed = padding_free(recipe.train.padding_free, model, placement.device, notes)
+    if packed:
+        use_packed_classifier(model)
     return Prepared(
         datasets=datasets,
         model=model,
@@ -80,6 +85,8 @@ def prepare(recipe: ClassificationRecipe, read: ReadData, tokenizer: Any, placem
         compute_loss=weighted_loss(read.class_weights) if read.class_weights else None,
         notes=notes,
         config=inputs_config(recipe),  # predict as trained, from any copy of the model
+        sorted_batches=not packed,
+        train_collator=PackedCollator(per_example=("labels",)) if packed else None,
     )
 
 

@@ -219,6 +219,8 @@ def build_sequences(
         "pre_segmented": mlm.word_segmentation == "whitespace",
         "seed": seed,
     }
+    if builder is _packed_batch and mlm.attention == "document":
+        settings["documents"] = True
     sequences = dataset.map(
         builder,
         batched=True,
@@ -287,7 +289,7 @@ def _finish(
     return row
 
 
-def _empty_batch(whole_word: bool, nsp: bool = False) -> dict[str, list[Any]]:
+def _empty_batch(whole_word: bool, nsp: bool = False, documents: bool = False) -> dict[str, list[Any]]:
     keys = [
         "input_ids",
         "token_type_ids",
@@ -299,6 +301,8 @@ def _empty_batch(whole_word: bool, nsp: bool = False) -> dict[str, list[Any]]:
     ]
     if whole_word:
         keys.append("offset_mapping")
+    if documents:
+        keys.append("documents")
     if nsp:
         keys.append("next_sentence_label")
     return {k: [] for k in keys}
@@ -314,8 +318,13 @@ def _append(
     out["truncated_docs"].append(truncated)
 
 
-def _packed_batch(batch, indices, *, tokenizer, max_length, whole_word, pre_segmented, seed):
-    """Concatenate the batch's documents with [SEP] and cut full blocks; keep the tail block."""
+def _packed_batch(batch, indices, *, tokenizer, max_length, whole_word, pre_segmented, seed, documents=False):
+    """Concatenate the batch's documents with [SEP] and cut full blocks; keep the tail block.
+
+    With `documents`, each block also lists the lengths of its documents' parts (in
+    `documents`): [CLS] and the first part with its [SEP], each next part with its
+    [SEP], and the last part with the block's [SEP]. Attention can stay inside them.
+    """
     docs = _encode_documents(tokenizer, batch["text"], pre_segmented, whole_word)
     stream: list[int] = []
     is_text: list[int] = []  # 1 for corpus tokens, 0 for the [SEP]s put between documents
@@ -333,7 +342,7 @@ def _packed_batch(batch, indices, *, tokenizer, max_length, whole_word, pre_segm
         if whole_word:
             words.extend(None if w is None else w + offset for w in word_ids)
             offset += max((w for w in word_ids if w is not None), default=-1) + 1
-    out = _empty_batch(whole_word)
+    out = _empty_batch(whole_word, documents=documents)
     size = max_length - 2
     start, first_block = 0, True
     while start < len(stream):
@@ -349,11 +358,25 @@ def _packed_batch(batch, indices, *, tokenizer, max_length, whole_word, pre_segm
             return values[start : end - 1] + values[end : end + 1] if skip else values[start:end]
 
         row = _finish(tokenizer, take(stream), take(words) if whole_word else None)
+        if documents:
+            row["documents"] = _document_parts(take(is_text))
         # The batch's corpus token count is recorded once, on its first block.
         corpus = sum(is_text) if first_block else 0
         _append(out, row, corpus, sum(take(is_text)), 0)
         start, first_block = end + skip, False
     return out
+
+
+def _document_parts(is_text: list[int]) -> list[int]:
+    """Lengths of a block's documents' parts, from which of its inner tokens are text (1) or [SEP] (0)."""
+    parts, current = [], 1  # the block's [CLS] opens the first part
+    for flag in is_text:
+        current += 1
+        if not flag:  # a separator ends its document's part
+            parts.append(current)
+            current = 0
+    parts.append(current + 1)  # and the block's own [SEP] the last
+    return parts
 
 
 def _line_batch(batch, indices, *, tokenizer, max_length, whole_word, pre_segmented, seed):

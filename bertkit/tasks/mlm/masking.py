@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from datasets import Dataset
 
 EVAL_MASK_SEED = 0
-_NOT_MODEL_INPUTS = ("length",)
+_NOT_MODEL_INPUTS = ("length", "documents")
 
 
 class MlmCollator:
@@ -28,13 +28,22 @@ class MlmCollator:
         probability: share of tokens (or words) selected for masking.
         whole_word: mask all pieces of a word together.
         pad_to_multiple_of: pad lengths to a multiple of this (tensor cores).
+        documents: give the batch as one padding-free row of its blocks' document parts
+            (`mlm.attention: document`; each block's `documents` column lists them), with
+            positions counted from each part's start (see training/packing.py).
     """
 
     def __init__(
-        self, tokenizer: Any, probability: float, whole_word: bool, pad_to_multiple_of: int | None = None
+        self,
+        tokenizer: Any,
+        probability: float,
+        whole_word: bool,
+        pad_to_multiple_of: int | None = None,
+        documents: bool = False,
     ) -> None:
         from transformers import DataCollatorForLanguageModeling
 
+        self.documents = documents
         self.tokenizer = tokenizer
         self.whole_word = whole_word
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -49,6 +58,10 @@ class MlmCollator:
         )
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self._masked(features)
+        return _document_row(batch, [f["documents"] for f in features]) if self.documents else batch
+
+    def _masked(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         features = [{k: v for k, v in f.items() if k not in _NOT_MODEL_INPUTS} for f in features]
         if "labels" in features[0]:
             return self._pad_premasked(features)
@@ -90,7 +103,7 @@ class MlmCollator:
 
         self.masker.generator = torch.Generator().manual_seed(seed)
         try:
-            return self(features)
+            return self._masked(features)
         finally:
             self.masker.generator = None
 
@@ -114,6 +127,20 @@ class MlmCollator:
         width = batch["input_ids"].shape[1]
         batch["labels"] = torch.tensor([row + [-100] * (width - len(row)) for row in labels])
         return batch
+
+
+def _document_row(batch: dict[str, Any], parts: list[list[int]]) -> dict[str, Any]:
+    """A masked, padded batch of blocks as one row of their document parts, each attending to itself."""
+    from bertkit.training.packing import PackedCollator
+
+    keys = [key for key in ("input_ids", "token_type_ids", "labels") if key in batch]
+    pieces = []
+    for row, lengths in enumerate(parts):
+        start = 0
+        for length in lengths:
+            pieces.append({key: batch[key][row, start : start + length].tolist() for key in keys})
+            start += length
+    return PackedCollator()(pieces)
 
 
 def _word_of(position: int, offsets: list[Any]) -> list[int]:

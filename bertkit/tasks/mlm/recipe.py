@@ -63,6 +63,18 @@ class MlmSection(Section):
         description="`packing` concatenates documents into full blocks (no padding waste); "
         "`line_by_line` keeps one line per sequence.",
     )
+    attention: Literal["block", "document"] = Field(
+        "block",
+        description="With packing: `block` lets every token attend to its whole block (as BERT was "
+        "trained); `document` keeps attention inside each document's part of the block, with "
+        "positions counted from each part's start (as MosaicBERT and ModernBERT train).",
+    )
+    prediction: Literal["sparse", "dense"] = Field(
+        "sparse",
+        description="`sparse` runs the output head in training only at the masked positions (the same "
+        "loss and gradients, a fraction of the compute); `dense` at every position, as Transformers' "
+        "BertForMaskedLM does.",
+    )
 
 
 class TokenizerSection(Section):
@@ -104,6 +116,16 @@ class MlmRecipe(RecipeBase):
             problems.append(("tokenizer.train", "a new tokenizer only fits a model trained from scratch"))
         if model.init != "scratch" and (model.size or model.config):
             problems.append(("model.size", "size and config apply only with `model.init: scratch`"))
+        if self.mlm.attention == "document" and (
+            self.mlm.sequences != "packing" or self.mlm.objective != "mlm"
+        ):
+            problems.append(
+                (
+                    "mlm.attention",
+                    "`document` applies to packed blocks (mlm.sequences: packing, objective: mlm); "
+                    "other sequences hold one document each",
+                )
+            )
         return problems
 
 

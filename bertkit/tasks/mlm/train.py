@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from bertkit.console import is_main_process, note
-from bertkit.errors import DataError, ModelError
+from bertkit.errors import DataError, ModelError, RecipeError
 from bertkit.runs import RunDirectory
 from bertkit.tasks.base import CardFacts, Prepared
 from bertkit.tasks.mlm.corpus import build_sequences, load_corpus
@@ -116,11 +116,26 @@ def prepare(recipe: Recipe, corpus: dict[str, Any], tokenizer: Any, placement: A
     notes.append(f"masking {recipe.mlm.probability:.0%} of {how}; objective {recipe.mlm.objective}")
 
     model, ref = _model(recipe, tokenizer)
+    documents = recipe.mlm.attention == "document"
+    if documents:
+        from bertkit.training.packing import packing_supported, use_packed_attention
+
+        why_not = packing_supported(model)
+        if why_not:
+            raise RecipeError(f"mlm.attention: document: {why_not}", hint="use mlm.attention: block")
+        use_packed_attention(model)
+        notes.append("attention stays inside each document of a block (mlm.attention: document)")
+    if recipe.mlm.prediction == "sparse":
+        from bertkit.tasks.mlm.sparse import use_sparse_prediction
+
+        use_sparse_prediction(model)
+        notes.append("the output head runs only at masked positions in training (mlm.prediction: sparse)")
     collator = MlmCollator(
         tokenizer,
         recipe.mlm.probability,
         recipe.mlm.whole_word,
-        pad_to_multiple_of=pad_multiple(recipe.train, placement),
+        pad_to_multiple_of=None if documents else pad_multiple(recipe.train, placement),
+        documents=documents,
     )
     if "validation" in sequences:
         sequences["validation"] = premask(sequences["validation"], collator)

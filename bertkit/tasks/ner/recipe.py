@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from bertkit.recipe.base import DataSection, RecipeBase, Section, TrainSection
+from bertkit.recipe.base import DataSection, PaddingFreeTrain, RecipeBase, Section
 
 Scheme = Literal["auto", "iob2", "iob1", "bioes", "bilou", "bmes"]
 
@@ -85,17 +85,11 @@ class TagsSection(Section):
     )
 
 
-class NerTrain(TrainSection):
+class NerTrain(PaddingFreeTrain):
     class_weights: Literal["none", "auto"] = Field(
         "none",
         description="Weight the loss per tag: `auto` weighs each tag by the inverse of its share "
         "of labelled tokens, so rare entity types count as much as `O`.",
-    )
-    padding_free: Literal["auto"] | bool = Field(
-        "auto",
-        description="Train on each batch as one row of its real tokens, attention kept inside each "
-        "sentence: the same model and loss, no compute spent on padding. `auto`: on CPU for BERT "
-        "models (on GPUs the length-sorted micro-batches are used).",
     )
 
 

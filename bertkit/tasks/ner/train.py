@@ -37,7 +37,7 @@ def prepare(recipe: NerRecipe, data: NerSplits, tokenizer: Any, placement: Any) 
     from bertkit.tasks.ner.metrics import make_compute_metrics, predicted_ids
     from bertkit.tasks.ner.settings import class_weights, inputs_config, select_metric
     from bertkit.training.arguments import pad_multiple
-    from bertkit.training.packing import PackedCollator
+    from bertkit.training.packing import PackedCollator, padding_free
 
     spec = data.tags
     notes = list(data.notes)
@@ -61,7 +61,7 @@ def prepare(recipe: NerRecipe, data: NerSplits, tokenizer: Any, placement: Any) 
         note(f"{ref.shown}: new token-classification head ({len(spec.labels)} tags), randomly initialised")
     gold = {split: sentences.tags for split, sentences in data.splits.items()}
     weights = class_weights(recipe, datasets["train"]["labels"], len(spec.labels))
-    packed = padding_free(recipe, model, placement.device, notes)
+    packed = padding_free(recipe.train.padding_free, model, placement.device, notes)
     return Prepared(
         datasets=datasets,
         model=model,
@@ -79,25 +79,6 @@ def prepare(recipe: NerRecipe, data: NerSplits, tokenizer: Any, placement: Any) 
         sorted_batches=not packed,
         train_collator=PackedCollator() if packed else None,
     )
-
-
-def padding_free(recipe: NerRecipe, model: Any, device: str, notes: list[str]) -> bool:
-    """Whether training runs on padding-free rows (see training/packing.py); readies the model if so.
-
-    Raises:
-        RecipeError: `train.padding_free: true` for a model that cannot read packed rows.
-    """
-    from bertkit.errors import RecipeError
-    from bertkit.training.packing import packing_supported, use_packed_attention
-
-    setting, why_not = recipe.train.padding_free, packing_supported(model)
-    if setting is True and why_not:
-        raise RecipeError(f"train.padding_free: {why_not}", hint="set train.padding_free: auto or false")
-    packed = setting is True or (setting == "auto" and device == "cpu" and why_not is None)
-    if packed:
-        use_packed_attention(model)
-        notes.append("training batches are padding-free: one row of real tokens each (train.padding_free)")
-    return packed
 
 
 def _encode(

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from bertkit.recipe.base import DataSection, RecipeBase, Section, TrainSection
+from bertkit.recipe.base import DataSection, PaddingFreeTrain, RecipeBase, Section
 
 
 class QaData(DataSection):
@@ -53,7 +53,7 @@ class QaSection(Section):
     n_best: int = Field(20, ge=1, description="Start and end candidates per window when choosing the answer.")
 
 
-class QaTrain(TrainSection):
+class QaTrain(PaddingFreeTrain):
     learning_rate: float = Field(
         3e-5, gt=0, lt=1, description="Peak learning rate (the reference recipe's 3e-5)."
     )

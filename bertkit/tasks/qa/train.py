@@ -59,13 +59,18 @@ def select_metric(recipe: QaRecipe) -> Selection:
     return Selection(name, name != "loss")
 
 
+POSITIONS = ("start_positions", "end_positions")  # the labels of a window
+
+
 def prepare(recipe: QaRecipe, data: QaSplits, tokenizer: Any, placement: Any) -> Prepared:
     """Encode every split in windows and build the model, its collator and SQuAD scores."""
     from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
 
     from bertkit.console import note
     from bertkit.models import load_model, resolve_model
+    from bertkit.tasks.qa.packed import use_window_loss
     from bertkit.training.arguments import pad_multiple
+    from bertkit.training.packing import PackedCollator, padding_free
 
     notes = list(data.notes)
     datasets, features = {}, {}
@@ -81,6 +86,8 @@ def prepare(recipe: QaRecipe, data: QaSplits, tokenizer: Any, placement: Any) ->
     )
     if any(key.startswith("qa_outputs") for key in missing):
         note(f"{ref.shown}: new question-answering head (start and end), randomly initialised")
+    use_window_loss(model)  # start and end scored over each window's real tokens, padded or packed
+    packed = padding_free(recipe.train.padding_free, model, placement.device, notes)
     config = {
         "max_length": recipe.data.max_length,
         "doc_stride": recipe.data.doc_stride,
@@ -103,9 +110,11 @@ def prepare(recipe: QaRecipe, data: QaSplits, tokenizer: Any, placement: Any) ->
         selection=select_metric(recipe),
         card=_card(data, ref),
         metrics_for=metrics_for,
-        label_names=["start_positions", "end_positions"],
+        label_names=list(POSITIONS),
         notes=notes,
         config=config,
+        sorted_batches=not packed,
+        train_collator=PackedCollator(per_example=POSITIONS) if packed else None,
     )
 
 

@@ -1,0 +1,40 @@
+"""This machine's fp32 matrix-multiply peak, and the useful work of a BERT step, for utilisation figures.
+
+Utilisation = useful FLOP/s / peak, where useful FLOPs are real (non-padding) tokens
+x 6 x the non-embedding parameters of the encoder (forward 2, backward 4 FLOPs per
+parameter per token) and the peak is what torch's fp32 matmul reaches on 2048 x 2048
+matrices on this machine, measured in the same run as the figure it divides.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+SIZE = 2048
+
+
+def matmul_peak_gflops(repeats: int = 10) -> float:
+    """Best of three timings of `repeats` fp32 2048x2048 matrix products, in GFLOP/s."""
+    import torch
+
+    a, b = torch.randn(SIZE, SIZE), torch.randn(SIZE, SIZE)
+    a @ b  # warm up: thread pool, allocator
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, time.perf_counter() - start)
+    return repeats * 2 * SIZE**3 / best / 1e9
+
+
+def encoder_parameters(config: Any) -> int:
+    """Non-embedding parameters of a BERT encoder's layers (the matrices every token goes through)."""
+    hidden, inner = config.hidden_size, config.intermediate_size
+    return config.num_hidden_layers * (4 * hidden * hidden + 2 * hidden * inner)
+
+
+def useful_gflops(tokens_per_second: float, config: Any) -> float:
+    """Useful GFLOP/s of training on real tokens at this rate (6 FLOPs per parameter per token)."""
+    return tokens_per_second * 6 * encoder_parameters(config) / 1e9
