@@ -432,9 +432,11 @@ def run(
             result["dev_accuracy_mean"] = sum(runs) / len(runs)
     from transformers import AutoConfig
 
-    from bench.hardware import useful_gflops
+    from bench.hardware import ceiling_gflops, useful_gflops
 
     config = AutoConfig.from_pretrained(model)
+    mean_length = round(useful / settings.epochs / len(train_sentences))
+    ceiling = ceiling_gflops(model, settings.batch_size, mean_length)
     for result in tools.values():
         result["bertkit_speedup"] = ours["train_samples_per_second"] / result["train_samples_per_second"]
         result["bertkit_accuracy_gap_points"] = 100 * (ours["dev_accuracy"] - result["dev_accuracy"])
@@ -476,6 +478,13 @@ def run(
         "settings": asdict(settings),
         "threads": torch.get_num_threads(),
         "peak_gflops": peak,
+        # Forward and backward on an equal-length batch (batch_size x the mean length), no
+        # padding, no mask, no optimizer: what this much work per step reaches here at best.
+        "ceiling": {
+            "shape": [settings.batch_size, mean_length],
+            "gflops": ceiling,
+            "utilisation": ceiling / peak,
+        },
         "cpu_count": os.cpu_count(),
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
         "tools": tools,
@@ -535,6 +544,13 @@ def render(result: dict[str, Any]) -> str:
         f"utilisation: {t['ratio']:.1%} of the measured peak (target {t['target']:.0%}): "
         + ("met" if t["met"] else "MISSED")
     )
+    ceiling = result.get("ceiling")
+    if ceiling:
+        shape = " x ".join(map(str, ceiling["shape"]))
+        lines.append(
+            f"ceiling: forward+backward of one {shape} batch with no padding, mask or optimizer "
+            f"reaches {ceiling['gflops']:.0f} GFLOP/s, {ceiling['utilisation']:.1%} of the peak"
+        )
     acc = targets["accuracy"]
     verdict = "met" if acc["met"] else "MISSED"
     seeds = acc.get("seeds", [result["settings"]["seed"]])

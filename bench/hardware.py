@@ -38,3 +38,29 @@ def encoder_parameters(config: Any) -> int:
 def useful_gflops(tokens_per_second: float, config: Any) -> float:
     """Useful GFLOP/s of training on real tokens at this rate (6 FLOPs per parameter per token)."""
     return tokens_per_second * 6 * encoder_parameters(config) / 1e9
+
+
+def ceiling_gflops(model_dir: Any, batch: int, length: int, steps: int = 6) -> float:
+    """Useful GFLOP/s of the encoder's forward and backward on one equal-length batch.
+
+    No padding, no mask, no optimizer step, dropout on as in training: the most a batch
+    of this many tokens can reach on this machine, whatever the batch layout; a
+    training step adds the optimizer and the Trainer's own work on top.
+    """
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="sdpa").train()
+    ids = torch.randint(1000, 2000, (batch, length), generator=torch.Generator().manual_seed(0))
+
+    def step() -> None:
+        model(input_ids=ids).last_hidden_state.sum().backward()
+        model.zero_grad()
+
+    for _ in range(2):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    return batch * length * 6 * encoder_parameters(model.config) / seconds / 1e9
