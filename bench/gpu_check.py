@@ -1061,20 +1061,25 @@ def trainer_facts(trainer: Any) -> dict[str, Any]:
     return facts
 
 
-def flops_per_position(facts: dict[str, Any], length: int, mlm: bool) -> float:
+def flops_per_position(facts: dict[str, Any], length: float, mlm: bool, head_share: float = 1.0) -> float:
     """Training FLOPs per position (forward and backward): see bench/README.md, gpu_check.py.
 
     6 x non-embedding parameters + 12 x layers x hidden x length (attention scores and
-    their use), + 6 x hidden x vocabulary for a masked-LM head that runs at every position.
+    their use), + 6 x hidden x vocabulary for a masked-LM head, at the share of positions
+    it runs at (all of them dense; the masked ones, sparse).
     """
     flops = 6 * facts["non_embedding_parameters"] + 12 * facts["layers"] * facts["hidden"] * length
     if mlm:
-        flops += 6 * facts["hidden"] * facts["vocab"]
+        flops += 6 * facts["hidden"] * facts["vocab"] * head_share
     return float(flops)
 
 
 def throughput(
-    context: Context, seen: Observation, shapes: list[tuple[int, int, float]], mlm: bool
+    context: Context,
+    seen: Observation,
+    shapes: list[tuple[int, float, float]],
+    mlm: bool,
+    head_share: float = 1.0,
 ) -> dict[str, Any]:
     """Speed over the steady window from the shapes of its batches: (examples, padded length, real tokens)."""
     seconds = seen.window_seconds
@@ -1084,8 +1089,8 @@ def throughput(
     examples = sum(b for b, _, _ in shapes)
     positions = sum(b * s for b, s, _ in shapes)
     real = sum(r for _, _, r in shapes)
-    flops = sum(b * s * flops_per_position(facts, s, mlm) for b, s, _ in shapes)
-    useful = sum(r * flops_per_position(facts, s, mlm) for _, s, r in shapes)
+    flops = sum(b * s * flops_per_position(facts, s, mlm, head_share) for b, s, _ in shapes)
+    useful = sum(r * flops_per_position(facts, s, mlm, head_share) for _, s, r in shapes)
     numbers: dict[str, Any] = {
         "window_seconds": seconds,
         "samples_per_second": examples / seconds,
@@ -1359,7 +1364,9 @@ def replay_finetune(
 ) -> list[tuple[int, int, float]]:
     """The shape of every micro-batch bertkit trained on: (examples, padded length, real tokens).
 
-    A padding-free batch is one row of its real tokens: (1, tokens, tokens).
+    A padding-free batch is one row of its real tokens, whose attention stays inside each
+    example: (examples, mean length, tokens), so that positions are its tokens and the
+    attention term is counted at the examples' length, not the row's.
 
     The token lengths come from bertkit's own reading and tokenizing of the recipe's
     data (a cache hit after training), and the order from its sampler with the run's
@@ -1381,7 +1388,7 @@ def replay_finetune(
     for micro in SortedMicroBatches(lengths, recipe.train.batch_size, splits, seed=recipe.train.seed):
         sizes = [lengths[i] for i in micro]
         if packed:
-            shapes.append((1, sum(sizes), float(sum(sizes))))
+            shapes.append((len(micro), sum(sizes) / len(micro), float(sum(sizes))))
             continue
         longest = max(sizes)
         if multiple:
@@ -1426,7 +1433,7 @@ def stage_mlm(context: Context, result: dict[str, Any], compile: bool = False, d
             "name": f"gpu-check-{name}",
             "model": model,
             "data": data,
-            "mlm": {"sequences": "packing", "prediction": "dense" if dense else "sparse"},
+            "mlm": {"sequences": "packing", "prediction": "dense" if dense else "auto"},
             "train": train,
             "output": {"root": str(context.work / "runs"), "dir": str(run)},
         }
@@ -1445,7 +1452,9 @@ def stage_mlm(context: Context, result: dict[str, Any], compile: bool = False, d
     # batch pads to `length`; real tokens are estimated with the corpus-wide share.
     batch = sizes.mlm_batch_size
     window = [(batch, length, batch * length * non_pad)] * (steps - warmup)
-    result.update(throughput(context, seen, window, mlm=True))
+    # The sparse head runs at the masked positions only (about mlm.probability of them).
+    share = 1.0 if dense else recipe.mlm.probability
+    result.update(throughput(context, seen, window, mlm=True, head_share=share))
     common_checks(result, seen, context, recipe)
     check(result, "fused AdamW", facts.get("optimizer_fused"), True)
     if steps > result["steps_per_epoch"]:

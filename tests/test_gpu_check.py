@@ -109,6 +109,10 @@ def test_flops_per_position_follow_the_readme_for_bert_base():
     assert facts["non_embedding_parameters"] == 85_054_464
     assert gpu_check.flops_per_position(facts, 128, mlm=False) == pytest.approx(524.48e6, rel=1e-5)
     assert gpu_check.flops_per_position(facts, 512, mlm=True) == pytest.approx(707.60e6, rel=1e-5)
+    # The sparse head computes the decoder at the masked 15% of positions only.
+    head = 6 * 768 * 30522
+    sparse = gpu_check.flops_per_position(facts, 512, mlm=True, head_share=0.15)
+    assert sparse == pytest.approx(707.60e6 - 0.85 * head, rel=1e-5)
 
 
 def test_fp16_checks_catch_a_schedule_that_advances_on_skipped_steps():
@@ -233,7 +237,9 @@ def test_a_dry_run_runs_every_stage_on_the_cpu(tmp_path):
     # The A/Bs of padding-free rows and the sparse head: the same examples without padding, the
     # head at the masked positions only.
     packed = stages["finetune_padding_free"]
-    assert packed["ran"]["micro_batches"] == 1 and packed["padding_share"] == 0.0
+    assert packed["ran"]["micro_batches"] == 1 and packed["padding_share"] == pytest.approx(0.0, abs=1e-9)
+    # Its positions are its real tokens: the same tokens per second counted either way.
+    assert packed["real_tokens_per_second"] == pytest.approx(packed["tokens_per_second"])
     _positive(packed, "samples_per_second", "real_tokens_per_second")
     assert {"padding_free_speedup", "sparse_head_speedup"} <= set(record["comparisons"])
 

@@ -155,3 +155,13 @@ def test_a_packed_classifier_row_gives_the_padded_batchs_logits_loss_and_gradien
     model.eval()  # padded batches (evaluation, prediction) still run the model's own forward
     with torch.no_grad():
         torch.testing.assert_close(model(**padded).logits, reference.logits, atol=1e-6, rtol=1e-5)
+
+
+def test_padding_a_padding_free_run_is_refused(run_cli, make_recipe, tmp_path):
+    path = make_recipe(train={"pad_to_multiple_of": 8})  # padding_free: auto -> rows on this CPU
+    result = run_cli("finetune", "--recipe", path)
+    assert result.exit_code == 2, result.output  # a recipe problem
+    assert "train.pad_to_multiple_of: 8 pads batches, and this run's are padding-free rows" in result.stderr
+    padded_recipe = make_recipe("padded", train={"pad_to_multiple_of": 8, "padding_free": False})
+    padded = run_cli("finetune", "--recipe", padded_recipe)
+    assert padded.exit_code == 0, padded.output

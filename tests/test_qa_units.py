@@ -264,3 +264,15 @@ def test_without_padding_the_window_loss_is_transformers_loss(tiny_model_dir):
         ours = model(**batch)
     torch.testing.assert_close(ours.loss, theirs.loss)
     torch.testing.assert_close(ours.start_logits, theirs.start_logits)
+
+
+def test_other_architectures_keep_transformers_loss():
+    from transformers import RobertaConfig, RobertaForQuestionAnswering
+
+    from bertkit.tasks.qa.packed import use_window_loss
+
+    config = RobertaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=20, max_position_embeddings=40)  # fmt: skip
+    model = RobertaForQuestionAnswering(config)
+    assert use_window_loss(model) is False
+    assert "forward" not in vars(model)  # its own forward, untouched

@@ -41,18 +41,25 @@ def packing_supported(model: Any) -> str | None:
     return None
 
 
-def padding_free(setting: str | bool, model: Any, device: str, notes: list[str]) -> bool:
+def padding_free(train: Any, model: Any, device: str, notes: list[str]) -> bool:
     """Whether training runs on padding-free rows (`train.padding_free`); readies the model if so.
 
     Raises:
-        RecipeError: `train.padding_free: true` for a model that cannot read packed rows.
+        RecipeError: `train.padding_free: true` for a model that cannot read packed rows; a
+            `train.pad_to_multiple_of` number for rows that have no padding.
     """
     from bertkit.errors import RecipeError
 
-    why_not = packing_supported(model)
+    setting, why_not = train.padding_free, packing_supported(model)
     if setting is True and why_not:
         raise RecipeError(f"train.padding_free: {why_not}", hint="set train.padding_free: auto or false")
     packed = setting is True or (setting == "auto" and device == "cpu" and why_not is None)
+    if packed and isinstance(train.pad_to_multiple_of, int):
+        raise RecipeError(
+            f"train.pad_to_multiple_of: {train.pad_to_multiple_of} pads batches, and this run's are "
+            "padding-free rows",
+            hint="remove train.pad_to_multiple_of, or set train.padding_free: false to pad",
+        )
     if packed:
         use_packed_attention(model)
         notes.append("training batches are padding-free: one row of real tokens each (train.padding_free)")
@@ -100,7 +107,8 @@ def packed_attention(
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=False
         )
-    layout = _layout(cu_seq_lens_q, query.device)
+    # Built in Python from the row's bounds: torch.compile runs it eagerly (a graph break).
+    layout = torch.compiler.disable(_layout)(cu_seq_lens_q, query.device)
     heads, size = query.shape[1], query.shape[-1]
     states = [x[0].transpose(0, 1) for x in (query, key, value)]  # (row, heads, size)
     pieces = []

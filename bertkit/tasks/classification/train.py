@@ -69,7 +69,7 @@ def prepare(recipe: ClassificationRecipe, read: ReadData, tokenizer: Any, placem
     if any(key.startswith("classifier") for key in missing):
         outputs = f"{spec.num_labels} output{'s' if spec.num_labels > 1 else ''}"
         note(f"{ref.shown}: new classification head ({outputs}), randomly initialised")
-    packed = padding_free(recipe.train.padding_free, model, placement.device, notes)
+    packed = padding_free(recipe.train, model, placement.device, notes)
     if packed:
         use_packed_classifier(model)
     return Prepared(

@@ -106,7 +106,7 @@ def _check_corpus(split: str, data: Retrieval, report: CheckReport) -> None:
                 hint=hint,
                 split=split,
             )
-    report.splits[split].empty_texts = len(empty_queries)
+    report.splits[split].empty_texts = len(empty_queries) + len(empty_documents)
     seen: dict[str, str] = {}
     repeated = []
     for qid in data.relevant:

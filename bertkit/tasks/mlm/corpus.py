@@ -351,8 +351,11 @@ def _packed_batch(batch, indices, *, tokenizer, max_length, whole_word, pre_segm
             continue
         end = min(start + size, len(stream))
         # A separator on the cut would end up beside the block's own [SEP] ("[SEP] [SEP]"):
-        # the block takes the next corpus token in its place.
+        # the block takes the next corpus token in its place; with document attention it ends
+        # one short instead (that token would sit in the wrong document's part).
         skip = not is_text[end - 1]
+        if skip and documents:
+            end, skip = end - 1, False
 
         def take(values: list[Any], start: int = start, end: int = end, skip: bool = skip) -> list[Any]:
             return values[start : end - 1] + values[end : end + 1] if skip else values[start:end]

@@ -140,7 +140,9 @@ def evaluate_masked_lm(
         corpus = corpus.select(range(min(limit, len(corpus))))
     plain = settings.model_copy(update={"objective": "mlm"})
     sequences, _ = build_sequences(corpus, mlm.tokenizer, plain, columns.max_length, seed=0)
-    collator = MlmCollator(mlm.tokenizer, settings.probability, settings.whole_word)
+    # A run trained with document attention is scored as it trained: document rows.
+    documents = settings.attention == "document" and settings.sequences == "packing"
+    collator = MlmCollator(mlm.tokenizer, settings.probability, settings.whole_word, documents=documents)
     masked = premask(sequences, collator)
 
     report_dir = output or _report_dir(mlm, source)
@@ -179,6 +181,16 @@ def _score(
 
     from bertkit.tasks.mlm.train import masked_lm_metrics, predicted_tokens, with_perplexity
 
+    if collator.documents:
+        from bertkit.training.packing import packing_supported, use_packed_attention
+
+        why_not = packing_supported(model)
+        if why_not:
+            raise ModelError(
+                f"{type(model).__name__}: cannot be scored with document attention ({why_not})",
+                hint="compare models of the same architecture",
+            )
+        use_packed_attention(model)
     with tempfile.TemporaryDirectory(prefix="bertkit-eval-") as scratch:
         args = TrainingArguments(
             output_dir=scratch,

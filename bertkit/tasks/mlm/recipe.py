@@ -69,11 +69,11 @@ class MlmSection(Section):
         "trained); `document` keeps attention inside each document's part of the block, with "
         "positions counted from each part's start (as MosaicBERT and ModernBERT train).",
     )
-    prediction: Literal["sparse", "dense"] = Field(
-        "sparse",
+    prediction: Literal["auto", "sparse", "dense"] = Field(
+        "auto",
         description="`sparse` runs the output head in training only at the masked positions (the same "
-        "loss and gradients, a fraction of the compute); `dense` at every position, as Transformers' "
-        "BertForMaskedLM does.",
+        "loss and gradients, a fraction of the compute; BERT models); `dense` at every position, as "
+        "Transformers' BertForMaskedLM does. `auto`: sparse for BERT models, else dense.",
     )
 
 

@@ -24,6 +24,14 @@ from typing import Any
 IGNORE = -100  # the label of positions without a loss
 
 
+SUPPORTED = ("BertForMaskedLM", "BertForPreTraining")
+
+
+def sparse_supported(model: Any) -> bool:
+    """Whether the model's head is BERT's (a `bert` encoder, `cls.predictions`): the one this forward runs."""
+    return type(model).__name__ in SUPPORTED
+
+
 def use_sparse_prediction(model: Any) -> None:
     """Make `model` (BertForMaskedLM, BertForPreTraining) run its MLM head only at labelled positions."""
     model.forward = MethodType(_sparse_forward, model)

@@ -123,13 +123,26 @@ def prepare(recipe: Recipe, corpus: dict[str, Any], tokenizer: Any, placement: A
         why_not = packing_supported(model)
         if why_not:
             raise RecipeError(f"mlm.attention: document: {why_not}", hint="use mlm.attention: block")
+        if isinstance(recipe.train.pad_to_multiple_of, int):
+            raise RecipeError(
+                "train.pad_to_multiple_of: document attention trains on padding-free rows",
+                hint="remove train.pad_to_multiple_of, or use mlm.attention: block",
+            )
         use_packed_attention(model)
         notes.append("attention stays inside each document of a block (mlm.attention: document)")
-    if recipe.mlm.prediction == "sparse":
-        from bertkit.tasks.mlm.sparse import use_sparse_prediction
+    if recipe.mlm.prediction != "dense":
+        from bertkit.tasks.mlm.sparse import sparse_supported, use_sparse_prediction
 
-        use_sparse_prediction(model)
-        notes.append("the output head runs only at masked positions in training (mlm.prediction: sparse)")
+        if sparse_supported(model):
+            use_sparse_prediction(model)
+            notes.append("the output head runs only at masked positions in training (mlm.prediction)")
+        elif recipe.mlm.prediction == "sparse":
+            raise RecipeError(
+                f"mlm.prediction: sparse runs BERT's masked-LM head; {type(model).__name__} has another",
+                hint="set mlm.prediction: auto or dense",
+            )
+        else:
+            notes.append(f"{type(model).__name__}: the output head runs at every position (mlm.prediction)")
     collator = MlmCollator(
         tokenizer,
         recipe.mlm.probability,

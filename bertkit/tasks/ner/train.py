@@ -61,7 +61,7 @@ def prepare(recipe: NerRecipe, data: NerSplits, tokenizer: Any, placement: Any) 
         note(f"{ref.shown}: new token-classification head ({len(spec.labels)} tags), randomly initialised")
     gold = {split: sentences.tags for split, sentences in data.splits.items()}
     weights = class_weights(recipe, datasets["train"]["labels"], len(spec.labels))
-    packed = padding_free(recipe.train.padding_free, model, placement.device, notes)
+    packed = padding_free(recipe.train, model, placement.device, notes)
     return Prepared(
         datasets=datasets,
         model=model,

@@ -24,9 +24,17 @@ from types import MethodType
 from typing import Any
 
 
-def use_window_loss(model: Any) -> None:
-    """Give a BERT question-answering model the loss over real tokens, for padded and packed batches."""
+def use_window_loss(model: Any) -> bool:
+    """Give a BERT question-answering model the loss over real tokens, for padded and packed batches.
+
+    Returns:
+        Whether it was given: other architectures (their heads differ: dropout, other
+        encoders) keep Transformers' own loss.
+    """
+    if type(model).__name__ != "BertForQuestionAnswering":
+        return False
     model.forward = MethodType(_forward, model)
+    return True
 
 
 def _forward(

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from bertkit.console import plural
+from bertkit.errors import RecipeError
 from bertkit.tasks.base import CardFacts, Prepared
 from bertkit.tasks.qa.recipe import QaRecipe
 from bertkit.tasks.qa.splits import QaSplits, load_qa_data
@@ -33,8 +34,6 @@ def read(recipe: QaRecipe) -> QaSplits:
     select_metric(recipe)
     name = (recipe.train.metric or MAIN_METRIC).removeprefix("eval_")
     if name in UNANSWERABLE_METRICS and not data.unanswerable:
-        from bertkit.errors import RecipeError
-
         raise RecipeError(
             f"train.metric: {name} needs questions without an answer, and this data has none",
             hint=f"use one of {', '.join(m for m in METRICS if m not in UNANSWERABLE_METRICS)}",
@@ -48,8 +47,6 @@ def select_metric(recipe: QaRecipe) -> Selection:
     Raises:
         RecipeError: a metric question answering does not report.
     """
-    from bertkit.errors import RecipeError
-
     name = (recipe.train.metric or MAIN_METRIC).removeprefix("eval_")
     if name not in METRICS:
         raise RecipeError(
@@ -86,8 +83,17 @@ def prepare(recipe: QaRecipe, data: QaSplits, tokenizer: Any, placement: Any) ->
     )
     if any(key.startswith("qa_outputs") for key in missing):
         note(f"{ref.shown}: new question-answering head (start and end), randomly initialised")
-    use_window_loss(model)  # start and end scored over each window's real tokens, padded or packed
-    packed = padding_free(recipe.train.padding_free, model, placement.device, notes)
+    # Start and end scored over each window's real tokens, padded or packed (BERT models).
+    if use_window_loss(model):
+        packed = padding_free(recipe.train, model, placement.device, notes)
+    elif recipe.train.padding_free is True:
+        raise RecipeError(
+            f"train.padding_free: {type(model).__name__} reads padded batches only",
+            hint="set train.padding_free: auto or false",
+        )
+    else:
+        packed = False
+        notes.append(f"{type(model).__name__}: Transformers' loss, padding positions included in its softmax")
     config = {
         "max_length": recipe.data.max_length,
         "doc_stride": recipe.data.doc_stride,
