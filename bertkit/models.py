@@ -126,7 +126,7 @@ def named_model_dir(name: str) -> Path:
         raise ModelError(
             f"{name}: not a folder, and the Hugging Face Hub cannot give {ref.location}{offline}: "
             f"{first_line(exc)}",
-            hint="give a run directory or model folder, or check the Hub id and your connection",
+            hint="if you meant a local folder, check its path; else check the Hub id and your connection",
         ) from None
 
 
