@@ -250,8 +250,8 @@ def test_document_attention_keeps_each_document_of_a_block_to_itself(tmp_path, t
     lines = ["the film was good .", "i loved the food", "the service was slow and rude ."] * 3
     built, _ = _sequences(tokenizer, _corpus(tmp_path, lines), max_length=16, attention="document")
     features = [built[i] for i in range(2)]
-    row = MlmCollator(tokenizer, 0.15, False, documents=True).mask(features, seed=1)  # padded blocks
-    packed = MlmCollator(tokenizer, 0.15, False, documents=True)
+    row = MlmCollator(tokenizer, 0.15, False, rows=True).mask(features, seed=1)  # padded blocks
+    packed = MlmCollator(tokenizer, 0.15, False, rows=True)
     packed.masker.generator = torch.Generator().manual_seed(1)
     batch = packed(features)
     assert batch["input_ids"].shape == (1, sum(len(f["input_ids"]) for f in features))
@@ -281,11 +281,33 @@ def test_a_document_attention_run_trains_and_evaluates(tmp_path, tiny_model_dir,
     assert metrics["loss"] == pytest.approx(result.metrics["validation"]["loss"], rel=5e-3)
 
 
+def test_line_by_line_sequences_train_as_padding_free_rows(
+    tmp_path, tiny_model_dir, tiny_corpus_file, run_cli
+):
+    from bertkit.training.run import train_recipe as pretrain
+
+    path = _mlm_recipe(tmp_path, tiny_model_dir, tiny_corpus_file, mlm="{sequences: line_by_line}")
+    result = pretrain(load_recipe(path))
+    assert any(note.startswith("training batches are padding-free") for note in result.notes)
+    # Validation in training ran on rows; `bertkit eval` runs padded batches: the same numbers.
+    scored = run_cli("eval", "--model", result.run.path, "--json")
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads(scored.stdout)["metrics"]
+    assert metrics["masked_accuracy"] == pytest.approx(result.metrics["validation"]["masked_accuracy"])
+    assert metrics["loss"] == pytest.approx(result.metrics["validation"]["loss"], rel=5e-3)
+
+
 def test_document_attention_is_refused_where_sequences_hold_one_document(tmp_path, tiny_corpus_file, run_cli):
     path = _mlm_recipe(tmp_path, None, tiny_corpus_file, mlm="{attention: document, sequences: line_by_line}")
     result = run_cli("recipes", "validate", path)
     assert result.exit_code != 0
     assert "mlm.attention: `document` applies to packed blocks" in result.output
+    nsp = tmp_path / "nsp"
+    nsp.mkdir()
+    rows = _mlm_recipe(nsp, None, tiny_corpus_file, mlm="{objective: mlm+nsp}")
+    refused = run_cli("recipes", "validate", rows, "--set", "train.padding_free=true")
+    assert refused.exit_code != 0
+    assert "train.padding_free: not with mlm+nsp" in refused.output
 
 
 def test_continued_pretraining_writes_a_complete_run(mlm_run):

@@ -142,7 +142,7 @@ def evaluate_masked_lm(
     sequences, _ = build_sequences(corpus, mlm.tokenizer, plain, columns.max_length, seed=0)
     # A run trained with document attention is scored as it trained: document rows.
     documents = settings.attention == "document" and settings.sequences == "packing"
-    collator = MlmCollator(mlm.tokenizer, settings.probability, settings.whole_word, documents=documents)
+    collator = MlmCollator(mlm.tokenizer, settings.probability, settings.whole_word, rows=documents)
     masked = premask(sequences, collator)
 
     report_dir = output or _report_dir(mlm, source)
@@ -181,7 +181,7 @@ def _score(
 
     from bertkit.tasks.mlm.train import masked_lm_metrics, predicted_tokens, with_perplexity
 
-    if collator.documents:
+    if collator.rows:
         from bertkit.training.packing import packing_supported, use_packed_attention
 
         why_not = packing_supported(model)

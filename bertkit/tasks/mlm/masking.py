@@ -28,9 +28,10 @@ class MlmCollator:
         probability: share of tokens (or words) selected for masking.
         whole_word: mask all pieces of a word together.
         pad_to_multiple_of: pad lengths to a multiple of this (tensor cores).
-        documents: give the batch as one padding-free row of its blocks' document parts
-            (`mlm.attention: document`; each block's `documents` column lists them), with
-            positions counted from each part's start (see training/packing.py).
+        rows: give the batch as one padding-free row (see training/packing.py): of its
+            blocks' document parts where sequences list them in a `documents` column
+            (`mlm.attention: document`), else of its sequences; positions count from
+            each part's start.
     """
 
     def __init__(
@@ -39,11 +40,11 @@ class MlmCollator:
         probability: float,
         whole_word: bool,
         pad_to_multiple_of: int | None = None,
-        documents: bool = False,
+        rows: bool = False,
     ) -> None:
         from transformers import DataCollatorForLanguageModeling
 
-        self.documents = documents
+        self.rows = rows
         self.tokenizer = tokenizer
         self.whole_word = whole_word
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -59,7 +60,9 @@ class MlmCollator:
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         batch = self._masked(features)
-        return _document_row(batch, [f["documents"] for f in features]) if self.documents else batch
+        if not self.rows:
+            return batch
+        return _document_row(batch, [f.get("documents") or [len(f["input_ids"])] for f in features])
 
     def _masked(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         features = [{k: v for k, v in f.items() if k not in _NOT_MODEL_INPUTS} for f in features]
@@ -130,7 +133,7 @@ class MlmCollator:
 
 
 def _document_row(batch: dict[str, Any], parts: list[list[int]]) -> dict[str, Any]:
-    """A masked, padded batch of blocks as one row of their document parts, each attending to itself."""
+    """A masked, padded batch as one row of its parts (documents, or sequences), each attending to itself."""
     from bertkit.training.packing import PackedCollator
 
     keys = [key for key in ("input_ids", "token_type_ids", "labels") if key in batch]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from bertkit.recipe.base import DataSection, ModelSection, RecipeBase, Section
+from bertkit.recipe.base import DataSection, ModelSection, PaddingFreeTrain, RecipeBase, Section
 
 
 class MlmModel(ModelSection):
@@ -84,6 +84,15 @@ class TokenizerSection(Section):
     min_frequency: int = Field(2, ge=1, description="Drop tokens seen fewer times than this.")
 
 
+class MlmTrain(PaddingFreeTrain):
+    padding_free: Literal["auto"] | bool = Field(
+        "auto",
+        description="Train each batch as one row of its real tokens, attention kept inside each "
+        "sequence: the same model and loss, no compute spent on padding. `auto`: line-by-line "
+        "sequences on CPU for BERT models (packed blocks are full: they have next to no padding).",
+    )
+
+
 class MlmRecipe(RecipeBase):
     """Masked-LM pretraining: continue a BERT on your text, or train one from scratch."""
 
@@ -91,6 +100,7 @@ class MlmRecipe(RecipeBase):
     model: MlmModel = Field(description="The model to start from, or how to build one.")
     data: MlmData = Field(default_factory=MlmData, description="The corpus.")
     mlm: MlmSection = Field(default_factory=MlmSection, description="Masking and sequences.")
+    train: MlmTrain = Field(default_factory=MlmTrain, description="Optimisation.")
     tokenizer: TokenizerSection = Field(
         default_factory=TokenizerSection, description="Tokenizer training (from scratch)."
     )
@@ -116,6 +126,10 @@ class MlmRecipe(RecipeBase):
             problems.append(("tokenizer.train", "a new tokenizer only fits a model trained from scratch"))
         if model.init != "scratch" and (model.size or model.config):
             problems.append(("model.size", "size and config apply only with `model.init: scratch`"))
+        if self.train.padding_free is True and self.mlm.objective == "mlm+nsp":
+            problems.append(
+                ("train.padding_free", "not with mlm+nsp: next-sentence prediction reads each pair's [CLS]")
+            )
         if self.mlm.attention == "document" and (
             self.mlm.sequences != "packing" or self.mlm.objective != "mlm"
         ):

@@ -116,7 +116,9 @@ def prepare(recipe: Recipe, corpus: dict[str, Any], tokenizer: Any, placement: A
     notes.append(f"masking {recipe.mlm.probability:.0%} of {how}; objective {recipe.mlm.objective}")
 
     model, ref = _model(recipe, tokenizer)
+    nsp = recipe.mlm.objective == "mlm+nsp"
     documents = recipe.mlm.attention == "document"
+    rows = documents
     if documents:
         from bertkit.training.packing import packing_supported, use_packed_attention
 
@@ -130,6 +132,10 @@ def prepare(recipe: Recipe, corpus: dict[str, Any], tokenizer: Any, placement: A
             )
         use_packed_attention(model)
         notes.append("attention stays inside each document of a block (mlm.attention: document)")
+    elif not nsp and (recipe.mlm.sequences == "line_by_line" or recipe.train.padding_free is True):
+        from bertkit.training.packing import padding_free
+
+        rows = padding_free(recipe.train, model, placement.device, notes)
     if recipe.mlm.prediction != "dense":
         from bertkit.tasks.mlm.sparse import sparse_supported, use_sparse_prediction
 
@@ -147,12 +153,11 @@ def prepare(recipe: Recipe, corpus: dict[str, Any], tokenizer: Any, placement: A
         tokenizer,
         recipe.mlm.probability,
         recipe.mlm.whole_word,
-        pad_to_multiple_of=None if documents else pad_multiple(recipe.train, placement),
-        documents=documents,
+        pad_to_multiple_of=None if rows else pad_multiple(recipe.train, placement),
+        rows=rows,
     )
     if "validation" in sequences:
         sequences["validation"] = premask(sequences["validation"], collator)
-    nsp = recipe.mlm.objective == "mlm+nsp"
     scratch = recipe.model.init == "scratch"
     how = "trained from scratch" if scratch else f"continued from `{ref.shown}`"
     return Prepared(
@@ -169,8 +174,9 @@ def prepare(recipe: Recipe, corpus: dict[str, Any], tokenizer: Any, placement: A
         preprocess_logits=predicted_tokens,
         label_names=["labels", "next_sentence_label"] if nsp else None,
         keep_columns=True,
-        # Packed blocks all have the same length: sorting them into micro-batches saves nothing.
-        sorted_batches=not (recipe.mlm.sequences == "packing" and not nsp),
+        # Packed blocks all have the same length: sorting them into micro-batches saves nothing;
+        # padding-free rows have nothing to save.
+        sorted_batches=not rows and not (recipe.mlm.sequences == "packing" and not nsp),
         notes=notes,
         # With next-sentence prediction the loss is the sum of both tasks: no perplexity.
         finish_metrics=None if nsp else with_perplexity,
