@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -572,3 +573,56 @@ def test_the_embedding_quickstart_checks_clean(run_cli):
     assert report["errors"] == 0 and report["warnings"] == 0, report["findings"]
     assert [report["splits"][s]["rows"] for s in ("train", "validation", "test")] == [360, 90, 90]
     assert "triplets (query, positive, negative)" in " ".join(report["notes"])
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls", "max"])
+def test_a_padding_free_encoder_gives_the_padded_batchs_vectors_loss_and_gradients(tiny_model_dir, pooling):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import losses
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    from bertkit.tasks.embedding.packed import use_packed_encoder
+    from bertkit.training.packing import use_packed_attention
+
+    def build() -> Any:
+        torch.manual_seed(0)
+        no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+        transformer = Transformer(str(tiny_model_dir), config_args=no_dropout)
+        pooled = Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling)
+        return SentenceTransformer(modules=[transformer, pooled], device="cpu").train()
+
+    anchors = ["the film was great", "bad", "i loved the food and the staff was friendly"]
+    positives = ["it was good !", "so dull", "really lovely"]
+    results = {}
+    for name in ("padded", "packed"):
+        model = build()
+        if name == "packed":
+            use_packed_attention(model[0].auto_model)
+            use_packed_encoder(model[0])
+        features = [model.tokenize(texts) for texts in (anchors, positives)]
+        assert not features[0]["attention_mask"].all()  # padding, which the rows leave out
+        if name == "packed":  # the BERT inside sees one row of the real tokens
+            shapes: list[tuple[int, ...]] = []
+            inner = model[0].model.forward
+
+            def probe(*args: Any, shapes: list = shapes, inner: Any = inner, **kwargs: Any) -> Any:
+                shapes.append(tuple(kwargs["input_ids"].shape))
+                return inner(*args, **kwargs)
+
+            model[0].model.forward = probe
+            seen = model[0](dict(features[0]))
+            del model[0].model.forward
+            assert shapes == [(1, int(features[0]["attention_mask"].sum()))]
+            assert seen["token_embeddings"].shape[:2] == features[0]["input_ids"].shape
+        vectors = model(dict(features[0]))["sentence_embedding"]
+        loss = losses.MultipleNegativesRankingLoss(model)([dict(f) for f in features], None)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results[name] = (vectors.detach(), loss.detach(), grads)
+    (vectors, loss, grads), (packed_vectors, packed_loss, packed_grads) = results["padded"], results["packed"]
+    torch.testing.assert_close(packed_vectors, vectors, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(packed_loss, loss)
+    assert set(packed_grads) == set(grads)
+    for name, grad in grads.items():
+        torch.testing.assert_close(packed_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)

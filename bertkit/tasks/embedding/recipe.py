@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from bertkit.recipe.base import DataSection, RecipeBase, Section, TrainSection
+from bertkit.recipe.base import DataSection, PaddingFreeTrain, RecipeBase, Section
 
 
 class EmbeddingData(DataSection):
@@ -58,7 +58,7 @@ class EmbeddingSection(Section):
     )
 
 
-class EmbeddingTrain(TrainSection):
+class EmbeddingTrain(PaddingFreeTrain):
     learning_rate: float = Field(2e-5, gt=0, lt=1, description="Peak learning rate.")
     group_by_length: bool = Field(
         False,

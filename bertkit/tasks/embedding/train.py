@@ -261,6 +261,17 @@ def prepare(recipe: EmbeddingRecipe, data: EmbeddingSplits, tokenizer: Any, plac
     )
     evaluators = {split: evaluator_for(d, batch) for split, d in data.splits.items() if split != "train"}
     notes = [*data.notes, f"encoder: {encoder.describe()}"]
+    if type(model[0]).__name__ == "Transformer":
+        from bertkit.tasks.embedding.packed import use_packed_encoder
+        from bertkit.training.packing import padding_free
+
+        if padding_free(recipe.train, model[0].auto_model, placement.device, notes):
+            use_packed_encoder(model[0])
+    elif recipe.train.padding_free is True:
+        raise RecipeError(
+            f"train.padding_free: the encoder's first module is a {type(model[0]).__name__}",
+            hint="set train.padding_free: auto or false",
+        )
 
     def select_split(trainer: Any, split: str) -> None:
         trainer.evaluator = evaluators[split]
