@@ -61,11 +61,12 @@ def data_problem() -> str | None:
 
 def recipes(model: Path, work: Path, quick: bool) -> dict[str, dict[str, Any]]:
     """The NER and QA recipes both layouts train (without `train.padding_free`)."""
-    from bench.qa import training_file
+    from bench.qa import squad_head, training_file
 
     train = {"epochs": 1, "batch_size": 16, "learning_rate": 1e-4, "warmup": 0.1, "weight_decay": 0.01,
              "seed": SEED, "precision": "fp32", "eval_every": "no"}  # fmt: skip
-    questions = xquad_head(60 if quick else 300, work)
+    head = 60 if quick else 300
+    questions = squad_head(XQUAD, head, work / f"xquad-en-{head}.json")
     return {
         "ner": {
             "task": "ner",
@@ -90,24 +91,6 @@ def recipes(model: Path, work: Path, quick: bool) -> dict[str, dict[str, Any]]:
             "train": {**train, "learning_rate": 2e-4},
         },
     }
-
-
-def xquad_head(limit: int, work: Path) -> Path:
-    """The first `limit` questions of XQuAD (English), as a SQuAD file."""
-    document = json.loads(XQUAD.read_text(encoding="utf-8"))
-    kept, articles = 0, []
-    for article in document["data"]:
-        paragraphs = []
-        for paragraph in article["paragraphs"]:
-            qas = paragraph["qas"][: max(0, limit - kept)]
-            kept += len(qas)
-            if qas:
-                paragraphs.append({**paragraph, "qas": qas})
-        if paragraphs:
-            articles.append({**article, "paragraphs": paragraphs})
-    path = work / f"xquad-en-{limit}.json"
-    path.write_text(json.dumps({"version": document.get("version"), "data": articles}), encoding="utf-8")
-    return path
 
 
 def train_once(task: str, recipe: dict[str, Any], layout: str, work: Path) -> dict[str, Any]:

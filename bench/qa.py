@@ -161,7 +161,12 @@ def training_file(limit: int | None, work: Path) -> Path:
     """The first `limit` questions of the SQuAD v1.1 training file, as a SQuAD file both tools read."""
     if limit is None:
         return TRAIN
-    document = json.loads(TRAIN.read_text(encoding="utf-8"))
+    return squad_head(TRAIN, limit, work / f"squad-v1-train-{limit}.json")
+
+
+def squad_head(source: Path, limit: int, path: Path) -> Path:
+    """The first `limit` questions of a SQuAD-layout file, written to `path` in the same layout."""
+    document = json.loads(source.read_text(encoding="utf-8"))
     kept, articles = 0, []
     for article in document["data"]:
         paragraphs = []
@@ -172,7 +177,6 @@ def training_file(limit: int | None, work: Path) -> Path:
                 paragraphs.append({**paragraph, "qas": qas})
         if paragraphs:
             articles.append({**article, "paragraphs": paragraphs})
-    path = work / f"squad-v1-train-{limit}.json"
     path.write_text(json.dumps({"version": document.get("version"), "data": articles}), encoding="utf-8")
     return path
 
