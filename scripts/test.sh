@@ -9,5 +9,5 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh dev,quickstart,export
+bash scripts/setup.sh dev,quickstart,export,serve
 exec .venv/bin/python -m pytest "$@"

@@ -106,7 +106,18 @@ def _root(
 def _register() -> None:
     # Each module adds its command(s) to `app` when imported; help lists them in this
     # order, the order of the workflow. None of them imports heavy libraries.
-    for name in ("train", "evaluate", "predict", "embed", "export", "check", "tokenizer", "recipes", "env"):
+    for name in (
+        "train",
+        "evaluate",
+        "predict",
+        "embed",
+        "export",
+        "serve",
+        "check",
+        "tokenizer",
+        "recipes",
+        "env",
+    ):
         importlib.import_module(f"bertkit.cli.{name}")
 
 

@@ -10,6 +10,7 @@ load without torch and the CLI starts fast:
     checks.check_data(recipe, limit, tokenizer, report)
     train.read(recipe) and train.prepare(recipe, data, tokenizer, placement)
     commands.evaluate(model, options) and commands.predict(model, texts, options)
+    serve.ENDPOINT: the Endpoint that serves its models over HTTP (bertkit.serving)
     export.export_checks(folder, run, tmp, quantize, optimize, data, limits, step)
 
 Training goes through one orchestrator (bertkit.training.run) that asks the task, in
@@ -223,6 +224,10 @@ class Task:
     ) -> Any:
         """Write the ONNX graphs of a model into `tmp` and check them against it (an ExportResult)."""
         return self._part("export").export_checks(folder, run, tmp, quantize, optimize, data, limits, step)
+
+    def endpoint(self) -> Any:
+        """The `bertkit.serving.endpoint.Endpoint` subclass that serves this task's models."""
+        return self._part("serve").ENDPOINT
 
     def _part(self, module: str) -> Any:
         """A module of the task's package, imported when first needed (they import torch)."""

@@ -1,0 +1,62 @@
+"""`bertkit serve` for sentence encoders: a vector per text, as `bertkit embed` gives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from bertkit.errors import UsageError
+from bertkit.serving.endpoint import Body, Endpoint
+
+
+class EmbedRequest(Body):
+    texts: list[str] = Field(description="The texts to embed.")
+
+
+class EmbeddingEndpoint(Endpoint):
+    task = "embedding"
+    body = EmbedRequest
+    example = {"texts": ["a man is playing a guitar", "someone plays music"]}
+    options = frozenset({"backend", "quantize", "device"})
+
+    @classmethod
+    def check(cls, options: dict[str, Any]) -> None:
+        if options.get("quantize") and options.get("backend") != "onnx":
+            raise UsageError("--quantize: with --backend onnx", hint="export with --quantize int8 first")
+
+    @classmethod
+    def load(cls, folder: Path | None, options: dict[str, Any]) -> EmbeddingEndpoint:
+        if options.get("backend") == "onnx":
+            from bertkit.export.runtime import find_onnx_dir
+            from bertkit.tasks.embedding.backends import load_onnx_encoder
+
+            encoder = load_onnx_encoder(
+                find_onnx_dir(folder), quantize=options.get("quantize"), device=options.get("device")
+            )
+            backend = f"onnx{' int8' if encoder.quantized else ''} on {encoder.device}"
+        else:
+            from bertkit.tasks.embedding.encoder import load_encoder
+
+            encoder = load_encoder(folder, device=options.get("device"))
+            backend = f"torch on {encoder.device}"
+        return cls(encoder, Path(str(encoder.source)), encoder.max_length, backend)
+
+    def items(self, body: EmbedRequest) -> list[str]:
+        return list(body.texts)
+
+    def run(self, items: list[str]) -> list[np.ndarray]:
+        return list(self.predictor.encode(items, batch_size=len(items)))
+
+    def answer(self, body: EmbedRequest, outputs: list[np.ndarray]) -> dict[str, Any]:
+        records = [{"text": t, "embedding": v.tolist()} for t, v in zip(body.texts, outputs, strict=True)]
+        return {"predictions": records}
+
+    def info(self) -> dict[str, Any]:
+        encoder = self.predictor
+        return {"dimension": encoder.dimension, "pooling": encoder.pooling, "normalize": encoder.normalize}
+
+
+ENDPOINT = EmbeddingEndpoint
