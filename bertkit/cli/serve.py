@@ -50,7 +50,7 @@ def serve(
         typer.Option(
             "--workers",
             min=1,
-            help="Processes, each with its own model and a share of the CPU threads (many-core CPU machines).",
+            help="Processes, each with its own model and a share of the CPU threads (many-core machines).",
         ),
     ] = 1,
     max_batch: Annotated[int, typer.Option("--max-batch", min=1, help="Inputs per forward pass.")] = 32,
@@ -162,9 +162,9 @@ def serve(
     sock = bind(host, port)
     shown_host = f"[{host}]" if ":" in host else host
     address = f"http://{shown_host}:{sock.getsockname()[1]}"
+    processes = f"{workers} worker{'s' if workers > 1 else ''}{', API key required' if key else ''}"
     err.print(
-        f"serving the {task.name} model {settings.model} on {address} "
-        f"({workers} worker{'s' if workers > 1 else ''}{', API key required' if key else ''}); docs at {address}/docs"
+        f"serving the {task.name} model {settings.model} on {address} ({processes}); docs at {address}/docs"
     )
     try:
         run_server(settings, sock, workers=workers, log_level=log_level.lower(), access_log=access_log)

@@ -207,7 +207,7 @@ async def _predict(state: ServerState, body: Any) -> Response:
                 return error(
                     413,
                     "text_too_long",
-                    f"input {index}: {len(text):,} characters; this server takes at most {limits.max_chars:,}",
+                    f"input {index}: {len(text):,} characters; the server takes at most {limits.max_chars:,}",
                     hint="shorten the text, or start the server with a larger --max-chars",
                 )
     start = time.perf_counter()

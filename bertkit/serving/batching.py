@@ -16,6 +16,7 @@ raises, each request's units are run again on their own.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -219,14 +220,10 @@ def _deliver(request: _Request, index: int, output: Any) -> None:
     request.outputs[index] = output
     request.remaining -= 1
     if request.remaining == 0:
-        try:
+        with contextlib.suppress(InvalidStateError):  # cancelled meanwhile (the request timed out)
             request.future.set_result(request.outputs)
-        except InvalidStateError:  # cancelled meanwhile (the request timed out)
-            pass
 
 
 def _fail(request: _Request, error: Exception) -> None:
-    try:
+    with contextlib.suppress(InvalidStateError):  # failed by another of its units, or cancelled
         request.future.set_exception(error)
-    except InvalidStateError:  # failed by another of its units, or cancelled
-        pass
