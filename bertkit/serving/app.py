@@ -128,7 +128,7 @@ def create_app(
     )
     app.state.bertkit = state
     _install_errors(app)
-    _install_guards(app, settings, state, api_key)
+    app.add_middleware(Guard, state=state, api_key=api_key)
 
     async def predict(body: endpoint_class.body) -> Response:  # type: ignore[name-defined]
         return await _predict(state, body)
@@ -287,36 +287,6 @@ def _problem(problem: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
-def _install_guards(app: FastAPI, settings: ServeSettings, state: ServerState, api_key: str | None) -> None:
-    """Body size and API key checks, and the request counter, in front of every route."""
-    app.add_middleware(BodyLimit, limit=settings.limits.max_body)
-    expected = api_key.encode() if api_key is not None else None
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Any]) -> Response:
-        path = request.url.path
-        if expected is not None and path not in _OPEN_PATHS and not _authorised(request, expected):
-            response = error(
-                401,
-                "unauthorised",
-                "this server needs an API key: send `Authorization: Bearer KEY` (or `X-API-Key: KEY`)",
-                {"WWW-Authenticate": "Bearer"},
-            )
-        else:
-            response = await call_next(request)
-        if path == PREDICT:
-            state.metrics.requests.labels(path, str(response.status_code)).inc()
-        return response
-
-
-def _authorised(request: Request, expected: bytes) -> bool:
-    given = request.headers.get("x-api-key")
-    if given is None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        given = token.strip() if scheme.lower() == "bearer" else ""
-    return hmac.compare_digest(given.encode(), expected)
-
-
 class BodyTooLarge(StarletteHTTPException):
     """A request body over the server's limit (raised while it is read: FastAPI answers 413)."""
 
@@ -326,15 +296,19 @@ class BodyTooLarge(StarletteHTTPException):
         )
 
 
-class BodyLimit:
-    """Refuses bodies over `limit` bytes: by their Content-Length, or, when chunked, as they arrive.
+class Guard:
+    """In front of every route: the API key, the body size limit, and the request counter.
 
-    A pure ASGI middleware: the body is never held whole before it is known to fit.
+    A pure ASGI middleware (FastAPI's `@app.middleware` costs a task and a stream per
+    request); a body is refused by its Content-Length, or as it arrives when it is
+    sent in chunks, never held whole before it is known to fit.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, state: ServerState, api_key: str | None) -> None:
         self.app = app
-        self.limit = limit
+        self.limit = state.settings.limits.max_body
+        self.requests = state.metrics.requests
+        self.key = api_key.encode() if api_key is not None else None
 
     async def __call__(
         self, scope: dict[str, Any], receive: Callable[[], Any], send: Callable[..., Any]
@@ -342,14 +316,29 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if (int(declared) if declared.isdigit() else 0) > self.limit:
-            response = error(413, "body_too_large", BodyTooLarge(self.limit).detail, {"Connection": "close"})
-            await response(scope, receive, send)
+        path = scope["path"]
+        headers = dict(scope["headers"])
+        counted = path == PREDICT
+        if self.key is not None and path not in _OPEN_PATHS and not _authorised(headers, self.key):
+            refusal = error(
+                401,
+                "unauthorised",
+                "this server needs an API key: send `Authorization: Bearer KEY` (or `X-API-Key: KEY`)",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        elif _declared_length(headers) > self.limit:
+            refusal = error(413, "body_too_large", BodyTooLarge(self.limit).detail, {"Connection": "close"})
+        else:
+            await self.app(scope, self._limited(receive), self._counting(send) if counted else send)
             return
+        if counted:
+            self.requests.labels(path, str(refusal.status_code)).inc()
+        await refusal(scope, receive, send)
+
+    def _limited(self, receive: Callable[[], Any]) -> Callable[[], Any]:
         received = 0
 
-        async def counted() -> dict[str, Any]:
+        async def limited() -> dict[str, Any]:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
@@ -358,4 +347,25 @@ class BodyLimit:
                     raise BodyTooLarge(self.limit)
             return message
 
-        await self.app(scope, counted, send)
+        return limited
+
+    def _counting(self, send: Callable[..., Any]) -> Callable[..., Any]:
+        async def counting(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.requests.labels(PREDICT, str(message["status"])).inc()
+            await send(message)
+
+        return counting
+
+
+def _authorised(headers: dict[bytes, bytes], expected: bytes) -> bool:
+    given = headers.get(b"x-api-key")
+    if given is None:
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        given = token.strip() if scheme.lower() == b"bearer" else b""
+    return hmac.compare_digest(given, expected)
+
+
+def _declared_length(headers: dict[bytes, bytes]) -> int:
+    declared = headers.get(b"content-length", b"0")
+    return int(declared) if declared.isdigit() else 0

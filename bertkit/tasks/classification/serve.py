@@ -10,6 +10,17 @@ import numpy as np
 from pydantic import Field
 
 from bertkit.serving.endpoint import Body, Endpoint, RequestProblem, token_counts
+from bertkit.serving.rows import can_pack, packed, run_packed
+from bertkit.tasks.classification.inference import Classifier
+
+
+@dataclasses.dataclass
+class PackedClassifier(Classifier):
+    """A classifier whose batches run as padding-free rows (see bertkit.serving.rows)."""
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        output, _ = run_packed(self.model, batch)
+        return output.logits.float().numpy()
 
 
 class ClassifyRequest(Body):
@@ -44,6 +55,11 @@ class ClassificationEndpoint(Endpoint):
             device=options.get("device"),
             precision=options.get("precision", "auto"),
         )
+        if can_pack(classifier):
+            from bertkit.tasks.classification.packed import use_packed_classifier
+
+            classifier = packed(classifier, PackedClassifier)
+            use_packed_classifier(classifier.model)
         return cls(classifier, classifier.source, classifier.max_length, describe_backend(classifier))
 
     def items(self, body: ClassifyRequest) -> list[tuple[str, str | None]]:

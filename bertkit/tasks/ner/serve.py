@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field
 
 from bertkit.serving.endpoint import Body, Endpoint
+from bertkit.serving.rows import can_pack, lay_out, packed, run_packed
+from bertkit.tasks.ner.inference import Tagger
+
+
+@dataclass
+class PackedTagger(Tagger):
+    """A tagger whose batches run as padding-free rows (see bertkit.serving.rows)."""
+
+    def forward(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        output, mask = run_packed(self.model, batch)
+        return lay_out(output.logits[0].float().numpy(), mask)
 
 
 class TagRequest(Body):
@@ -36,6 +49,8 @@ class NerEndpoint(Endpoint):
             device=options.get("device"),
             precision=options.get("precision", "auto"),
         )
+        if can_pack(tagger):
+            tagger = packed(tagger, PackedTagger)
         aggregation = options.get("aggregation", "first")
         return cls(tagger, tagger.source, tagger.max_length, describe_backend(tagger), aggregation)
 
