@@ -91,7 +91,7 @@ def sentences(count: int, seed: int = 0) -> list[str]:
 
 
 def models(work: Path) -> dict[str, Path]:
-    """The three model folders: MiniLM with a seeded classification / token-classification head, and MiniLM."""
+    """The model folders: MiniLM with a seeded classification or token-classification head; MiniLM itself."""
     import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
@@ -351,7 +351,7 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "benchmark": f"serve SST-2 sentences, MiniLM classifier, {c} client{'s' if c > 1 else ''}",
-                "bertkit": f"{o['requests_per_second']:.1f} req/s; p50 {o['p50_ms']:.1f} ms, p99 {o['p99_ms']:.1f} ms",
+                "bertkit": _speed(o),
                 "baseline": f"{b['requests_per_second']:.1f} req/s; p50 {b['p50_ms']:.1f} ms, "
                 f"p99 {b['p99_ms']:.1f} ms, FastAPI + pipeline",
                 "ratio": o["requests_per_second"] / b["requests_per_second"],
@@ -376,7 +376,7 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "benchmark": f"serve {task}, MiniLM, 32 clients",
-                "bertkit": f"{o['requests_per_second']:.1f} req/s; p50 {o['p50_ms']:.1f} ms, p99 {o['p99_ms']:.1f} ms",
+                "bertkit": _speed(o),
                 "baseline": f"{b['requests_per_second']:.1f} req/s; p50 {b['p50_ms']:.1f} ms, "
                 f"p99 {b['p99_ms']:.1f} ms, FastAPI + {name}",
                 "ratio": o["requests_per_second"] / b["requests_per_second"],
@@ -385,6 +385,11 @@ def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _speed(level: dict[str, Any]) -> str:
+    rate, p50, p99 = level["requests_per_second"], level["p50_ms"], level["p99_ms"]
+    return f"{rate:.1f} req/s; p50 {p50:.1f} ms, p99 {p99:.1f} ms"
 
 
 def render(result: dict[str, Any]) -> str:

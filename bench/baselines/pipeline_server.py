@@ -33,7 +33,9 @@ def build(task: str, model: str) -> FastAPI:
         def predict(body: Texts) -> dict:
             vectors = encoder.encode(body.texts, convert_to_numpy=True, show_progress_bar=False)
             return {
-                "predictions": [{"text": t, "embedding": v.tolist()} for t, v in zip(body.texts, vectors)]
+                "predictions": [
+                    {"text": t, "embedding": v.tolist()} for t, v in zip(body.texts, vectors, strict=True)
+                ]
             }
 
     else:
@@ -47,14 +49,20 @@ def build(task: str, model: str) -> FastAPI:
                 entities = [
                     [{**e, "score": float(e["score"])} for e in row] for row in found
                 ]  # numpy floats do not serialise
-                return {"predictions": [{"text": t, "entities": e} for t, e in zip(body.texts, entities)]}
+                return {
+                    "predictions": [
+                        {"text": t, "entities": e} for t, e in zip(body.texts, entities, strict=True)
+                    ]
+                }
 
         else:
             classifier = pipeline("text-classification", model=model, device="cpu")
 
             def predict(body: Texts) -> dict:
                 scores = classifier(body.texts, top_k=None, truncation=True)
-                return {"predictions": [{"text": t, "scores": s} for t, s in zip(body.texts, scores)]}
+                return {
+                    "predictions": [{"text": t, "scores": s} for t, s in zip(body.texts, scores, strict=True)]
+                }
 
     app.post("/predict")(predict)
     app.get("/health")(lambda: {"status": "ready"})
