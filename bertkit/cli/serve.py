@@ -130,6 +130,11 @@ def serve(
         raise UsageError(
             f"--log-level {log_level!r}: expected debug, info, warning or error", hint="use info"
         )
+    if max_texts > queue_size:
+        raise UsageError(
+            f"--max-texts {max_texts}: over --queue-size {queue_size}, so such a request could never run",
+            hint="raise --queue-size, or lower --max-texts",
+        )
     check_backend_options(value(backend), value(quantize), value(device), value(precision))
     folder = backend_model_dir(model, value(backend))
     task = task_of(folder)

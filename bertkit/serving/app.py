@@ -65,7 +65,8 @@ class ServerState:
         self.batcher: Batcher | None = None
         self.failure: str | None = None
         self.metrics = ServerMetrics()
-        self.answered = 0
+        self.received = 0  # prediction requests that reached the handler
+        self.answered = 0  # ... and were answered (with predictions or an error)
         self.loaded = threading.Event()
 
     def load(self, on_failure: Callable[[str], None] | None) -> None:
@@ -115,9 +116,7 @@ def create_app(
         yield
         if state.batcher is not None:
             await asyncio.to_thread(state.batcher.close)
-        log.info(
-            "stopped: %d prediction request%s answered", state.answered, "" if state.answered == 1 else "s"
-        )
+        log.info("stopped: %d prediction requests received, %d answered", state.received, state.answered)
 
     app = FastAPI(
         title=f"bertkit: {settings.task} model",
@@ -131,7 +130,11 @@ def create_app(
     app.add_middleware(Guard, state=state, api_key=api_key)
 
     async def predict(body: endpoint_class.body) -> Response:  # type: ignore[name-defined]
-        return await _predict(state, body)
+        state.received += 1
+        try:
+            return await _predict(state, body)
+        finally:
+            state.answered += 1
 
     app.add_api_route(
         PREDICT,
@@ -236,7 +239,6 @@ async def _predict(state: ServerState, body: Any) -> Response:
         return error(500, "prediction_failed", f"the model failed on this request: {exc}")
     answer = endpoint.answer(body, outputs)
     state.metrics.latency.observe(time.perf_counter() - start)
-    state.answered += 1
     return Response(json.dumps(answer, ensure_ascii=False), media_type="application/json")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from typing import Any
@@ -62,15 +63,23 @@ def serve(
     if workers == 1:
         _serve_here(settings, sock, options)
         return
-    from uvicorn.supervisors import Multiprocess
-
+    # uvicorn's supervisor starts the workers from an import string and binds the
+    # address itself: the socket that checked it (and chose a free port for --port 0)
+    # gives it up just before.
+    host, port = sock.getsockname()[:2]
+    sock.close()
     metrics_dir = tempfile.mkdtemp(prefix="bertkit-metrics-")
     os.environ[ENV] = settings.to_json()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        config = uvicorn.Config("bertkit.serving.server:worker_app", factory=True, workers=workers, **options)
-        server = uvicorn.Server(config)
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
+        uvicorn.run(
+            "bertkit.serving.server:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **options,
+        )
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
@@ -91,9 +100,21 @@ def _serve_here(settings: ServeSettings, sock: socket.socket, options: dict[str,
 
     app = create_app(settings, get_task(settings.task).endpoint(), settings.api_key(), on_failure=stop)
     server = uvicorn.Server(uvicorn.Config(app, **options))
-    server.run(sockets=[sock])
+    # uvicorn stops gracefully on SIGTERM or SIGINT, then raises the signal again for the
+    # handler it found. Found: one that lets the command end normally (exit 0), as it
+    # does under uvicorn's own supervisor with several workers.
+    stopped = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in stopped.items():
+            signal.signal(sig, handler)
     if failures:
         raise ModelError(f"{settings.model}: {failures[0]}", hint="check the model with bertkit predict")
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    """The signal that stopped the server, raised again once it has stopped: nothing more to do."""
 
 
 def worker_app() -> Any:

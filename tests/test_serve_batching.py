@@ -1,0 +1,130 @@
+"""The server's dynamic batching (bertkit.serving.batching), on a stand-in model: no HTTP, no torch."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from bertkit.serving.batching import Batcher, BatchPolicy, QueueFull, ShuttingDown
+
+TIMEOUT = 10
+
+
+class Model:
+    """Records the batches it runs; blocks while `gate` is closed; fails on the unit `bad`."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.running = threading.Event()
+
+    def run(self, items: list[str]) -> list[str]:
+        self.running.set()
+        self.gate.wait(TIMEOUT)
+        self.batches.append(list(items))
+        if "bad" in items:
+            raise ValueError("the model failed on 'bad'")
+        return [item.upper() for item in items]
+
+    @staticmethod
+    def lengths(items: list[str]) -> list[int]:
+        return [len(item) for item in items]
+
+
+def batcher(model: Model, **policy: float) -> Batcher:
+    return Batcher(model.run, model.lengths, BatchPolicy(**{"max_wait": 0.2, **policy}))
+
+
+def test_concurrent_requests_run_together_sorted_by_length_and_each_gets_its_own_outputs():
+    model = Model()
+    runner = batcher(model, max_batch=4)
+    futures = [runner.submit([text]) for text in ("aaaa", "b", "ccc", "dd", "eeeee")]
+    assert [f.result(TIMEOUT) for f in futures] == [["AAAA"], ["B"], ["CCC"], ["DD"], ["EEEEE"]]
+    # The first four waited for each other (up to max_wait) and ran as one batch, shortest first.
+    assert model.batches == [["b", "dd", "ccc", "aaaa"], ["eeeee"]]
+    runner.close()
+
+
+def test_a_request_of_several_units_gets_them_back_in_its_own_order():
+    model = Model()
+    runner = batcher(model, max_batch=8)
+    first, second = runner.submit(["ccc", "a", "bb"]), runner.submit(["dddd", "e"])
+    assert first.result(TIMEOUT) == ["CCC", "A", "BB"]
+    assert second.result(TIMEOUT) == ["DDDD", "E"]
+    assert model.batches == [["a", "e", "bb", "ccc", "dddd"]]
+    runner.close()
+
+
+def test_batches_keep_their_padded_size_within_the_token_budget():
+    model = Model()
+    runner = batcher(model, max_batch=8, max_tokens=6)
+    assert runner.submit(["a", "bb", "ccc", "dddd", "eeeeeeeeee"]).result(TIMEOUT) == [
+        "A", "BB", "CCC", "DDDD", "EEEEEEEEEE",
+    ]  # fmt: skip
+    # [a, bb] pads to 2 x 2 = 4 tokens; adding ccc would make 3 x 3 = 9 > 6. A unit over
+    # the budget on its own still runs, alone.
+    assert model.batches == [["a", "bb"], ["ccc"], ["dddd"], ["eeeeeeeeee"]]
+    runner.close()
+
+
+def test_a_unit_that_fails_fails_only_its_own_request():
+    model = Model()
+    runner = batcher(model, max_batch=8)
+    good, bad = runner.submit(["fine", "ok"]), runner.submit(["bad"])
+    assert good.result(TIMEOUT) == ["FINE", "OK"]
+    with pytest.raises(ValueError, match="'bad'"):
+        bad.result(TIMEOUT)
+    # The mixed batch failed; each request was then run on its own.
+    assert model.batches == [["ok", "bad", "fine"], ["ok", "fine"], ["bad"]]
+    assert runner.submit(["after"]).result(TIMEOUT) == ["AFTER"]  # the thread lives on
+    runner.close()
+
+
+def test_a_full_queue_refuses_a_request_whole_and_says_when_to_retry():
+    model = Model()
+    model.gate.clear()
+    runner = batcher(model, max_batch=1, max_queue=3, max_wait=0.0)
+    running = runner.submit(["x"])  # taken by the thread, which blocks in the model
+    assert model.running.wait(TIMEOUT)
+    queued = runner.submit(["a", "b", "c"])
+    with pytest.raises(QueueFull) as refused:
+        runner.submit(["d"])
+    assert refused.value.retry_after >= 1
+    assert runner.queued == 3  # nothing of the refused request was queued
+    model.gate.set()
+    assert running.result(TIMEOUT) == ["X"] and queued.result(TIMEOUT) == ["A", "B", "C"]
+    runner.close()
+
+
+def test_a_request_given_up_on_is_dropped_before_it_runs():
+    model = Model()
+    model.gate.clear()
+    runner = batcher(model, max_batch=1, max_wait=0.0)
+    first = runner.submit(["first"])
+    assert model.running.wait(TIMEOUT)
+    abandoned = runner.submit(["abandoned"])
+    assert abandoned.cancel()  # what the server does when a request times out
+    last = runner.submit(["last"])
+    model.gate.set()
+    assert first.result(TIMEOUT) == ["FIRST"] and last.result(TIMEOUT) == ["LAST"]
+    assert ["abandoned"] not in model.batches
+
+
+def test_closing_finishes_the_queued_requests_then_refuses_new_ones():
+    model = Model()
+    model.gate.clear()
+    runner = batcher(model, max_batch=2, max_wait=0.0)
+    futures = [runner.submit([f"t{i}"]) for i in range(5)]
+    assert model.running.wait(TIMEOUT)
+    closer = threading.Thread(target=runner.close)
+    closer.start()
+    time.sleep(0.05)
+    with pytest.raises(ShuttingDown):
+        runner.submit(["late"])
+    model.gate.set()
+    closer.join(TIMEOUT)
+    assert not closer.is_alive()
+    assert [f.result(0) for f in futures] == [[f"T{i}"] for i in range(5)]
