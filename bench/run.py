@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:  # run as a script: make `bench` importable
     sys.path.insert(0, str(REPO))
 
 # In the order of a model's life; `pretrain` runs when bench/pretrain.py exists.
-BENCHMARKS = ("startup", "finetune", "pretrain", "ner", "qa", "embed", "predict", "export", "memory")
+BENCHMARKS = ("startup", "finetune", "pretrain", "ner", "qa", "embed", "predict", "export", "serve", "memory")
 DEFAULT_OUTPUT = REPO / "BENCHMARKS.md"
 NOTES_MARKER = "<!-- notes: hand-written notes go below this line; bench/run.py keeps them -->"
 

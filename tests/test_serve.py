@@ -32,6 +32,19 @@ STARTUP_TIMEOUT = 120
 STOPPED = 0  # SIGTERM: the requests in flight are answered, then the command ends normally
 
 
+_STARTED: list[Server] = []
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_server_left_behind():
+    """Kill any server a failed test left running (a passing test has stopped its own)."""
+    yield
+    for server in _STARTED:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
 class Server:
     """`bertkit serve` in a subprocess, on a free port (`--port 0`), ready once /health says so."""
 
@@ -41,6 +54,7 @@ class Server:
         environment = {**os.environ, "OMP_NUM_THREADS": "1", "BERTKIT_DEBUG": "", **(env or {})}
         command = [sys.executable, "-m", "bertkit", "serve", "--port", "0", *map(str, args)]
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env=environment)
+        _STARTED.append(self)
         self.url = f"http://127.0.0.1:{self._port()}"
         self.client = httpx.Client(base_url=self.url, timeout=60)
 

@@ -67,7 +67,6 @@ class ServerState:
         self.metrics = ServerMetrics()
         self.received = 0  # prediction requests that reached the handler
         self.answered = 0  # ... and were answered (with predictions or an error)
-        self.loaded = threading.Event()
 
     def load(self, on_failure: Callable[[str], None] | None) -> None:
         """Load the model and start the batcher (on a background thread)."""
@@ -90,8 +89,6 @@ class ServerState:
             log.error("cannot load the model: %s", self.failure)
             if on_failure is not None:
                 on_failure(self.failure)
-        finally:
-            self.loaded.set()
 
 
 def create_app(
@@ -99,6 +96,7 @@ def create_app(
     endpoint_class: type[Endpoint],
     api_key: str | None = None,
     on_failure: Callable[[str], None] | None = None,
+    load_first: bool = False,
 ) -> FastAPI:
     """The application serving `settings.model`.
 
@@ -107,12 +105,18 @@ def create_app(
         endpoint_class: the task's Endpoint.
         api_key: the key every request but /health and /docs must carry, or None.
         on_failure: called with the message when the model cannot be loaded.
+        load_first: load the model before taking any connection (one of several worker
+            processes: the others answer meanwhile), instead of in the background while
+            /health answers "loading".
     """
     state = ServerState(settings, endpoint_class)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
-        threading.Thread(target=state.load, args=(on_failure,), name="bertkit-load", daemon=True).start()
+        if load_first:
+            await asyncio.to_thread(state.load, on_failure)
+        else:
+            threading.Thread(target=state.load, args=(on_failure,), name="bertkit-load", daemon=True).start()
         yield
         if state.batcher is not None:
             await asyncio.to_thread(state.batcher.close)

@@ -123,4 +123,4 @@ def worker_app() -> Any:
     from bertkit.tasks import get_task
 
     settings = ServeSettings.from_environment()
-    return create_app(settings, get_task(settings.task).endpoint(), settings.api_key())
+    return create_app(settings, get_task(settings.task).endpoint(), settings.api_key(), load_first=True)

@@ -6,7 +6,7 @@ attention mask. In training, bertkit's transformer module runs the batch's real 
 as one row instead, attention kept inside each text, and lays the token vectors back
 out as the padded batch (zeros at padding) before pooling, which therefore sees exactly
 what it sees on the padded batch. Same vectors, loss and gradients (tests/test_embedding.py);
-evaluation and `encode` run the module's own forward.
+evaluation and `encode` run the module's own forward, except in `bertkit serve`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ from types import MethodType
 from typing import Any
 
 
-def use_packed_encoder(transformer: Any) -> None:
-    """Make a sentence-transformers Transformer module (over a BERT) train on padding-free rows."""
+def use_packed_encoder(transformer: Any, *, inference: bool = False) -> None:
+    """Make a sentence-transformers Transformer module (over a BERT) train on padding-free rows.
+
+    With `inference`, `encode` runs on them too (`bertkit serve`: its batches mix lengths).
+    """
+    transformer._bertkit_packed_inference = inference
     transformer.forward = MethodType(_forward, transformer)
 
 
@@ -25,7 +29,8 @@ def _forward(self: Any, features: dict[str, Any], **kwargs: Any) -> dict[str, An
 
     own = type(self).forward
     mask = features.get("attention_mask")
-    if not self.training or mask is None or features.get("input_ids") is None:
+    packing = self.training or getattr(self, "_bertkit_packed_inference", False)
+    if not packing or mask is None or features.get("input_ids") is None:
         return own(self, features, **kwargs)
     real = mask.bool()
     lengths = real.sum(dim=1)

@@ -42,6 +42,7 @@ class EmbeddingEndpoint(Endpoint):
 
             encoder = load_encoder(folder, device=options.get("device"))
             backend = f"torch on {encoder.device}"
+            _pack(encoder)
         return cls(encoder, Path(str(encoder.source)), encoder.max_length, backend)
 
     def items(self, body: EmbedRequest) -> list[str]:
@@ -57,6 +58,20 @@ class EmbeddingEndpoint(Endpoint):
     def info(self) -> dict[str, Any]:
         encoder = self.predictor
         return {"dimension": encoder.dimension, "pooling": encoder.pooling, "normalize": encoder.normalize}
+
+
+def _pack(encoder: Any) -> None:
+    """On the CPU, run the encoder's batches as padding-free rows (see bertkit.serving.rows)."""
+    from bertkit.training.packing import packing_supported, use_packed_attention
+
+    transformer = encoder.model[0]
+    if encoder.device != "cpu" or type(transformer).__name__ != "Transformer":
+        return
+    if packing_supported(transformer.auto_model) is None:
+        from bertkit.tasks.embedding.packed import use_packed_encoder
+
+        use_packed_attention(transformer.auto_model)
+        use_packed_encoder(transformer, inference=True)
 
 
 ENDPOINT = EmbeddingEndpoint
