@@ -312,6 +312,80 @@ def test_a_full_queue_answers_503_with_retry_after_and_every_accepted_request_is
         assert server.stop() == STOPPED
 
 
+def test_a_request_over_the_timeout_gets_504_and_health_answers_while_the_model_runs(
+    classifier_run, tmp_path
+):
+    # One text a forward pass: a request of 256 long texts keeps the model busy far past 0.1 s.
+    server = Server(
+        "--model", classifier_run, "--timeout", "0.1", "--max-batch", "1", log=tmp_path / "server.log"
+    ).wait_ready()  # fmt: skip
+    long_text = " ".join(["the film was good , the food was awful"] * 12)
+    slow: dict[str, object] = {}
+
+    def send() -> None:
+        slow["response"] = server.predict({"texts": [long_text] * 256})
+        slow["done"] = time.monotonic()
+
+    try:
+        sender = threading.Thread(target=send)
+        sender.start()
+        time.sleep(0.05)
+        health = server.client.get("/health")
+        answered = time.monotonic()
+        sender.join(60)
+        assert health.status_code == 200 and answered < slow["done"]  # the event loop was free
+        response = slow["response"]
+        assert response.status_code == 504, response.text
+        assert response.json()["error"] == {
+            "code": "timeout",
+            "message": "no answer within 0.1 s (--timeout)",
+        }
+        assert server.predict({"texts": ["the film was good ."]}).status_code == 200
+    finally:
+        assert server.stop() == STOPPED
+
+
+def test_multi_label_and_regression_models_answer_as_bertkit_predict_does(tiny_model_dir, tmp_path, run_cli):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    from bertkit.models import load_tokenizer
+
+    names = ["food", "service", "price"]
+    multi = {"id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
+    folders = {}
+    for problem, settings in {
+        "multi": {"num_labels": 3, "problem_type": "multi_label_classification", **multi},
+        "regression": {"num_labels": 1, "problem_type": "regression"},
+    }.items():
+        torch.manual_seed(5)
+        model = AutoModelForSequenceClassification.from_pretrained(str(tiny_model_dir), **settings)
+        folders[problem] = tmp_path / problem
+        model.save_pretrained(folders[problem])
+        load_tokenizer(str(tiny_model_dir)).save_pretrained(folders[problem])
+    texts = ["the food was good .", "the service was slow and rude ."]
+    server = Server("--model", folders["multi"], log=tmp_path / "multi.log").wait_ready()
+    try:
+        ours = server.predict({"texts": texts, "threshold": 0.45}).json()["predictions"]
+        wrong = server.predict({"texts": texts, "top_k": 2})
+    finally:
+        assert server.stop() == STOPPED
+    theirs = predicted(run_cli, folders["multi"], "--threshold", "0.45", *texts)
+    assert [r["predicted_labels"] for r in ours] == [r["predicted_labels"] for r in theirs]
+    for a, b in zip(ours, theirs, strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=2e-6)
+    assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "top_k"
+    server = Server("--model", folders["regression"], log=tmp_path / "regression.log").wait_ready()
+    try:
+        ours = server.predict({"texts": texts}).json()["predictions"]
+    finally:
+        assert server.stop() == STOPPED
+    theirs = predicted(run_cli, folders["regression"], *texts)
+    assert [r["predicted_value"] for r in ours] == pytest.approx(
+        [r["predicted_value"] for r in theirs], abs=1e-5
+    )
+
+
 def test_sigterm_under_load_answers_every_request_it_accepted(classifier_run, tmp_path):
     server = Server("--model", classifier_run, log=tmp_path / "server.log").wait_ready()
     answered, refused, lost = [], [], []
