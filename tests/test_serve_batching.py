@@ -30,12 +30,14 @@ class Model:
         return [item.upper() for item in items]
 
     @staticmethod
-    def lengths(items: list[str]) -> list[int]:
-        return [len(item) for item in items]
+    def prepare(items: list[str]) -> list[tuple[int, str]]:
+        if "unreadable" in items:
+            raise ValueError("cannot tokenize 'unreadable'")
+        return [(len(item), item) for item in items]
 
 
 def batcher(model: Model, **policy: float) -> Batcher:
-    return Batcher(model.run, model.lengths, BatchPolicy(**{"max_wait": 0.2, **policy}))
+    return Batcher(model.run, model.prepare, BatchPolicy(**{"max_wait": 0.2, **policy}))
 
 
 def test_concurrent_requests_run_together_sorted_by_length_and_each_gets_its_own_outputs():
@@ -80,6 +82,17 @@ def test_a_unit_that_fails_fails_only_its_own_request():
     # The mixed batch failed; each request was then run on its own.
     assert model.batches == [["ok", "bad", "fine"], ["ok", "fine"], ["bad"]]
     assert runner.submit(["after"]).result(TIMEOUT) == ["AFTER"]  # the thread lives on
+    runner.close()
+
+
+def test_a_unit_that_cannot_be_prepared_fails_only_its_own_request():
+    model = Model()
+    runner = batcher(model, max_batch=8)
+    good, bad = runner.submit(["fine"]), runner.submit(["unreadable"])
+    assert good.result(TIMEOUT) == ["FINE"]
+    with pytest.raises(ValueError, match="cannot tokenize"):
+        bad.result(TIMEOUT)
+    assert model.batches == [["fine"]]
     runner.close()
 
 

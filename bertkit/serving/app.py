@@ -78,7 +78,7 @@ class ServerState:
             endpoint = self.endpoint_class.load(Path(self.settings.model), self.settings.options)
             self.batcher = Batcher(
                 endpoint.run,
-                endpoint.lengths,
+                endpoint.prepare,
                 self.settings.policy,
                 on_batch=lambda stats: self.metrics.on_batch(stats, self.batcher.queued),
             )

@@ -80,8 +80,10 @@ class Batcher:
     """Runs `run(units) -> outputs` on batches of the units of concurrent requests.
 
     Args:
-        run: the model: one output per unit, in order.
-        lengths: tokens per unit (called on the inference thread, before sorting).
+        run: the model: one output per prepared unit, in order.
+        prepare: per unit, its tokens and what `run` takes for it (called on the
+            inference thread, before sorting; e.g. the unit's token ids, so that a
+            text is tokenized once).
         policy: batch sizes, token budget, wait and queue bound.
         on_batch: called after each forward pass (metrics).
     """
@@ -89,12 +91,12 @@ class Batcher:
     def __init__(
         self,
         run: Callable[[list[Any]], list[Any]],
-        lengths: Callable[[list[Any]], list[int]],
+        prepare: Callable[[list[Any]], list[tuple[int, Any]]],
         policy: BatchPolicy,
         on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
         self._run = run
-        self._lengths = lengths
+        self._prepare = prepare
         self.policy = policy
         self._on_batch = on_batch
         self._pending: deque[tuple[_Request, int]] = deque()  # (request, index of its unit)
@@ -170,24 +172,26 @@ class Batcher:
 
     def _run_taken(self, taken: list[tuple[_Request, int]]) -> None:
         try:
-            lengths = self._lengths([request.items[index] for request, index in taken])
+            prepared = self._prepare([request.items[index] for request, index in taken])
         except Exception as exc:  # noqa: BLE001 - a request must never stop the thread
-            self._fail_alone(taken, exc)
+            self._fail_alone([(request, index, None) for request, index in taken], exc, prepared=False)
             return
-        order = sorted(range(len(taken)), key=lambda i: lengths[i])
+        units = [(request, index, unit) for (request, index), (_, unit) in zip(taken, prepared, strict=True)]
+        lengths = [length for length, _ in prepared]
+        order = sorted(range(len(units)), key=lambda i: lengths[i])
         batch: list[int] = []
         for i in order:
             if batch and (len(batch) + 1) * lengths[i] > self.policy.max_tokens:
-                self._forward([taken[j] for j in batch], lengths[batch[-1]])
+                self._forward([units[j] for j in batch], lengths[batch[-1]])
                 batch = []
             batch.append(i)
         if batch:
-            self._forward([taken[j] for j in batch], lengths[batch[-1]])
+            self._forward([units[j] for j in batch], lengths[batch[-1]])
 
-    def _forward(self, units: list[tuple[_Request, int]], longest: int) -> None:
+    def _forward(self, units: list[tuple[_Request, int, Any]], longest: int) -> None:
         start = time.perf_counter()
         try:
-            outputs = self._run([request.items[index] for request, index in units])
+            outputs = self._run([unit for _, _, unit in units])
         except Exception as exc:  # noqa: BLE001 - a request must never stop the thread
             self._fail_alone(units, exc)
             return
@@ -195,24 +199,35 @@ class Batcher:
         self._seconds_per_unit = 0.8 * self._seconds_per_unit + 0.2 * seconds / len(units)
         if self._on_batch is not None:
             self._on_batch(BatchStats(len(units), len(units) * longest, seconds))
-        for (request, index), output in zip(units, outputs, strict=True):
+        for (request, index, _), output in zip(units, outputs, strict=True):
             _deliver(request, index, output)
 
-    def _fail_alone(self, units: list[tuple[_Request, int]], error: Exception) -> None:
-        """Run each request's units on their own, so one request's failure fails only itself."""
-        requests: dict[int, list[tuple[_Request, int]]] = {}
-        for request, index in units:
-            requests.setdefault(id(request), []).append((request, index))
+    def _fail_alone(
+        self, units: list[tuple[_Request, int, Any]], error: Exception, prepared: bool = True
+    ) -> None:
+        """Run each request's units on their own, so one request's failure fails only itself.
+
+        With `prepared` false, preparing them failed: each request's are prepared again too.
+        """
+        requests: dict[int, list[tuple[_Request, int, Any]]] = {}
+        for unit in units:
+            requests.setdefault(id(unit[0]), []).append(unit)
         if len(requests) == 1:
             _fail(units[0][0], error)
             return
         for own in requests.values():
+            request = own[0][0]
             try:
-                outputs = self._run([request.items[index] for request, index in own])
+                if not prepared:
+                    again = self._prepare([request.items[index] for _, index, _ in own])
+                    own = [
+                        (request, index, unit) for (_, index, _), (_, unit) in zip(own, again, strict=True)
+                    ]
+                outputs = self._run([unit for _, _, unit in own])
             except Exception as exc:  # noqa: BLE001
-                _fail(own[0][0], exc)
+                _fail(request, exc)
                 continue
-            for (request, index), output in zip(own, outputs, strict=True):
+            for (_, index, _), output in zip(own, outputs, strict=True):
                 _deliver(request, index, output)
 
 

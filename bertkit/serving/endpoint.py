@@ -4,8 +4,8 @@ A task's `serve.py` defines a subclass of `Endpoint`. The server calls it in thi
 
     Endpoint.load(folder, options)       once, on a background thread at start-up
     endpoint.items(body)                 on the event loop: a request's units, in order
-    endpoint.lengths(items)              on the inference thread: tokens per unit
-    endpoint.run(items)                  on the inference thread: one output per unit
+    endpoint.prepare(items)              on the inference thread: tokens per unit, and what run takes
+    endpoint.run(prepared)               on the inference thread: one output per prepared unit
     endpoint.answer(body, outputs)       on the event loop: the JSON answer
 
 `run` receives units of several requests at once (a length-sorted batch), so it
@@ -77,12 +77,17 @@ class Endpoint:
         """The texts of a unit, for the server's limit on characters per text."""
         return [item]
 
+    def prepare(self, items: list[Any]) -> list[tuple[int, Any]]:
+        """Per unit, its tokens (the batcher sorts by them and keeps batches under its token
+        budget) and what `run` takes for it: by default the unit itself."""
+        return list(zip(self.lengths(items), items, strict=True))
+
     def lengths(self, items: list[Any]) -> list[int]:
-        """Tokens per unit (the batcher sorts by them and keeps batches under its token budget)."""
+        """Tokens per unit, as the model reads it."""
         return token_counts(self.predictor.tokenizer, items, max_length=self.max_length)
 
-    def run(self, items: list[Any]) -> list[Any]:
-        """The model's output for each unit, in order (one forward pass where it fits)."""
+    def run(self, units: list[Any]) -> list[Any]:
+        """The model's output for each prepared unit, in order (one forward pass where it fits)."""
         raise NotImplementedError
 
     def answer(self, body: Any, outputs: list[Any]) -> dict[str, Any]:

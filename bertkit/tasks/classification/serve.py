@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from bertkit.serving.endpoint import Body, Endpoint, RequestProblem, token_counts
+from bertkit.serving.endpoint import Body, Endpoint, RequestProblem
 from bertkit.serving.rows import can_pack, packed, run_packed
 from bertkit.tasks.classification.inference import Classifier
 
@@ -81,21 +81,30 @@ class ClassificationEndpoint(Endpoint):
     def texts(self, item: tuple[str, str | None]) -> list[str]:
         return [text for text in item if text is not None]
 
-    def lengths(self, items: list[tuple[str, str | None]]) -> list[int]:
-        counts = [0] * len(items)
-        for index, texts, pairs in _by_kind(items, range(len(items))):
-            found = token_counts(self.predictor.tokenizer, texts, pairs, max_length=self.max_length)
-            for i, count in zip(index, found, strict=True):
-                counts[i] = count
-        return counts
+    def prepare(self, items: list[tuple[str, str | None]]) -> list[tuple[int, dict[str, Any] | None]]:
+        """Token ids per unit as `Classifier.logits` makes them (tokenized once); None: an empty text."""
+        from bertkit.tokenization import clip
 
-    def run(self, items: list[tuple[str, str | None]]) -> list[np.ndarray | None]:
-        """Logits of each unit; None for an empty text (`bertkit predict` leaves its fields empty)."""
-        outputs: list[np.ndarray | None] = [None] * len(items)
+        tokenizer, limit = self.predictor.tokenizer, self.max_length
+        prepared: list[tuple[int, dict[str, Any] | None]] = [(0, None)] * len(items)
         keep = [i for i, (text, _) in enumerate(items) if text.strip()]
         for index, texts, pairs in _by_kind(items, keep):
-            logits = self.predictor.logits(texts, pairs, batch_size=len(texts))
-            for i, row in zip(index, logits, strict=True):
+            second = [clip(pair, limit) for pair in pairs] if pairs is not None else None
+            encoded = tokenizer(
+                [clip(text, limit) for text in texts], second, truncation=True, max_length=limit
+            )
+            for row, i in enumerate(index):
+                features = {key: encoded[key][row] for key in encoded}
+                prepared[i] = (len(features["input_ids"]), features)
+        return prepared
+
+    def run(self, units: list[dict[str, Any] | None]) -> list[np.ndarray | None]:
+        """Logits of each unit; None for an empty text (`bertkit predict` leaves its fields empty)."""
+        outputs: list[np.ndarray | None] = [None] * len(units)
+        keep = [i for i, unit in enumerate(units) if unit is not None]
+        if keep:
+            batch = self.predictor.tokenizer.pad([units[i] for i in keep], return_tensors="np")
+            for i, row in zip(keep, self.predictor.forward(dict(batch)), strict=True):
                 outputs[i] = row
         return outputs
 
