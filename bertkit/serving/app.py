@@ -20,6 +20,7 @@ annotations`: FastAPI reads the request body's type from the handler's signature
 """
 
 import asyncio
+import gc
 import hmac
 import json
 import logging
@@ -82,6 +83,11 @@ class ServerState:
                 self.settings.policy,
                 on_batch=lambda stats: self.metrics.on_batch(stats, self.batcher.queued),
             )
+            # The model, tokenizer and libraries are millions of long-lived objects: left to
+            # the collector, each full collection walks them all and stalls every request
+            # for a fifth of a second (p99 at 32 clients 360 ms; frozen, 160-190 ms).
+            gc.collect()
+            gc.freeze()
             self.endpoint = endpoint
             log.info("ready: %s model %s (%s)", self.settings.task, endpoint.source, endpoint.backend)
         except Exception as exc:  # noqa: BLE001 - reported, and the server stops or stays unhealthy
