@@ -557,6 +557,11 @@ def test_a_question_answering_model_answers_as_bertkit_predict_does(head_models,
     finally:
         assert server.stop() == STOPPED
     theirs = predicted(run_cli, head_models.qa, "--context", context, "--top-k", "2", *questions)
+    refused = run_cli("serve", "--model", head_models.qa, "--precision", "fp32", "--port", "0")
+    assert (
+        refused.exit_code == 2
+        and "--precision: does not apply to `bertkit serve` on a qa model" in refused.output
+    )
     assert [r["question"] for r in ours] == questions
     for a, b in zip(ours, theirs, strict=True):
         for mine, expected in zip(
@@ -587,6 +592,8 @@ def test_an_embedding_model_answers_as_bertkit_embed_does(head_models, run_cli, 
         np.array([r["embedding"] for r in ours]), np.array([r["embedding"] for r in theirs]), atol=1e-5
     )
     assert info["task"] == "embedding" and info["dimension"] == 32
+    refused = run_cli("serve", "--model", head_models.embedding, "--quantize", "int8", "--port", "0")
+    assert refused.exit_code == 2 and "--quantize: with --backend onnx" in refused.output
 
 
 def test_a_masked_lm_fills_masks_as_bertkit_predict_does(head_models, run_cli, tmp_path):
