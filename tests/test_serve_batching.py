@@ -50,6 +50,24 @@ def test_concurrent_requests_run_together_sorted_by_length_and_each_gets_its_own
     runner.close()
 
 
+def test_one_request_at_a_time_runs_at_once_and_concurrent_ones_wait_for_each_other():
+    model = Model()
+    runner = batcher(model, max_batch=4, max_wait=2.0)
+    assert runner.submit(["first"]).result(TIMEOUT) == ["FIRST"]  # waited 2 s: nothing came
+    start = time.monotonic()
+    assert runner.submit(["alone"]).result(TIMEOUT) == ["ALONE"]
+    assert time.monotonic() - start < 1.0  # the last batch held one request: no wait
+    model.gate.clear()
+    model.running.clear()
+    busy = runner.submit(["busy"])  # runs at once, and blocks in the model
+    assert model.running.wait(TIMEOUT)
+    queued = [runner.submit([text]) for text in ("b", "c")]  # meet in the next batch
+    model.gate.set()
+    assert busy.result(TIMEOUT) == ["BUSY"] and [f.result(TIMEOUT) for f in queued] == [["B"], ["C"]]
+    assert model.batches[-1] == ["b", "c"]
+    runner.close()
+
+
 def test_a_request_of_several_units_gets_them_back_in_its_own_order():
     model = Model()
     runner = batcher(model, max_batch=8)

@@ -6,6 +6,10 @@ what it took by length and cuts it into batches of at most `max_batch` units who
 padded size (units x longest) stays within `max_tokens`. While a batch runs, new
 requests queue up, so under load batches fill without any waiting at all.
 
+It waits only while requests come concurrently: once a batch held a single request,
+the next runs at once (one client at a time gains nothing from waiting, and loses
+the wait), until two requests meet in a batch again.
+
 The model runs on this thread, never on the event loop: torch and the tokenizers
 release the GIL, so the server goes on answering health checks and accepting
 requests while a batch runs.
@@ -102,6 +106,7 @@ class Batcher:
         self._pending: deque[tuple[_Request, int]] = deque()  # (request, index of its unit)
         self._cond = threading.Condition()
         self._closing = False
+        self._concurrent = True  # whether the last batch held several requests (see the module docstring)
         self._seconds_per_unit = 0.01  # running estimate, for Retry-After
         self._thread = threading.Thread(target=self._loop, name="bertkit-inference", daemon=True)
         self._thread.start()
@@ -157,7 +162,7 @@ class Batcher:
                 if self._closing:
                     return None
                 self._cond.wait()
-            deadline = self._pending[0][0].arrived + policy.max_wait
+            deadline = self._pending[0][0].arrived + (policy.max_wait if self._concurrent else 0.0)
             while len(self._pending) < policy.max_batch and not self._closing:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -168,6 +173,7 @@ class Batcher:
                 request, index = self._pending.popleft()
                 if not request.future.done():  # a request that timed out is dropped
                     taken.append((request, index))
+            self._concurrent = len({id(request) for request, _ in taken}) > 1
             return taken
 
     def _run_taken(self, taken: list[tuple[_Request, int]]) -> None:
