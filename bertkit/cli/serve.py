@@ -168,9 +168,10 @@ def serve(
     shown_host = f"[{host}]" if ":" in host else host
     address = f"http://{shown_host}:{sock.getsockname()[1]}"
     processes = f"{workers} worker{'s' if workers > 1 else ''}{', API key required' if key else ''}"
-    err.print(
-        f"serving the {task.name} model {settings.model} on {address} ({processes}); docs at {address}/docs"
-    )
+    from rich.markup import escape
+
+    serving = f"serving the {task.name} model {settings.model} on {address} ({processes})"
+    err.print(escape(f"{serving}; docs at {address}/docs"))
     try:
         run_server(settings, sock, workers=workers, log_level=log_level.lower(), access_log=access_log)
     finally:

@@ -197,6 +197,7 @@ def create_app(
 
 
 async def _predict(state: ServerState, body: Any) -> Response:
+    start = time.perf_counter()
     endpoint, batcher = state.endpoint, state.batcher
     if endpoint is None or batcher is None:
         if state.failure is not None:
@@ -223,7 +224,6 @@ async def _predict(state: ServerState, body: Any) -> Response:
                     f"input {index}: {len(text):,} characters; the server takes at most {limits.max_chars:,}",
                     hint="shorten the text, or start the server with a larger --max-chars",
                 )
-    start = time.perf_counter()
     try:
         future = batcher.submit(items)
     except QueueFull as full:
@@ -240,7 +240,7 @@ async def _predict(state: ServerState, body: Any) -> Response:
     state.metrics.queue.set(batcher.queued)
     try:
         outputs = await asyncio.wait_for(asyncio.wrap_future(future), limits.timeout)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # noqa: UP041 - not the built-in TimeoutError before Python 3.11
         return error(504, "timeout", f"no answer within {limits.timeout:g} s (--timeout)")
     except RequestProblem as problem:
         return error(422, "invalid_request", problem.message, field=problem.field)

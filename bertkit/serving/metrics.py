@@ -44,7 +44,7 @@ class ServerMetrics:
         )
         self.latency = Histogram(
             "bertkit_request_seconds",
-            "Time from receiving a prediction request to its answer.",
+            "Time from receiving a prediction request to its predictions (errors aside).",
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
