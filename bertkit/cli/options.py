@@ -106,6 +106,18 @@ PrecisionOption = Annotated[
         help="auto: bf16 (fp16 on older GPUs) on CUDA once it agrees with fp32 on sample texts; fp32 on CPU.",
     ),
 ]
+BackendOption = Annotated[
+    Backend,
+    typer.Option("--backend", help="onnx: ONNX Runtime on a `bertkit export` folder (or a run's export)."),
+]
+QuantizeOption = Annotated[
+    Quantization | None,
+    typer.Option(
+        "--quantize",
+        help="int8, on CPU: torch quantizes its linear layers; onnx runs the int8 export.",
+        show_default=False,
+    ),
+]
 BatchSizeOption = Annotated[
     int | None,
     typer.Option(

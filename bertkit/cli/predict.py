@@ -11,6 +11,7 @@ from bertkit.cli import app
 from bertkit.cli.options import (
     AggregationOption,
     Backend,
+    BackendOption,
     BatchSizeOption,
     DeviceOption,
     InferencePrecision,
@@ -19,7 +20,7 @@ from bertkit.cli.options import (
     ModelDirOption,
     OnError,
     PrecisionOption,
-    Quantization,
+    QuantizeOption,
     refuse_file_options,
     refuse_options,
     value,
@@ -119,20 +120,8 @@ def predict(
     on_error: Annotated[
         OnError, typer.Option("--on-error", help="stop: fail on a malformed row; skip: skip and report it.")
     ] = OnError.stop,
-    backend: Annotated[
-        Backend,
-        typer.Option(
-            "--backend", help="onnx: ONNX Runtime on a `bertkit export` folder (or a run's export)."
-        ),
-    ] = Backend.torch,
-    quantize: Annotated[
-        Quantization | None,
-        typer.Option(
-            "--quantize",
-            help="int8, on CPU: torch quantizes its linear layers; onnx runs the int8 export.",
-            show_default=False,
-        ),
-    ] = None,
+    backend: BackendOption = Backend.torch,
+    quantize: QuantizeOption = None,
     aggregation: AggregationOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = InferencePrecision.auto,

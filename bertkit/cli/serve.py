@@ -11,11 +11,12 @@ from bertkit.cli import app
 from bertkit.cli.options import (
     AggregationOption,
     Backend,
+    BackendOption,
     DeviceOption,
     InferencePrecision,
     ModelDirOption,
     PrecisionOption,
-    Quantization,
+    QuantizeOption,
     refuse_options,
     value,
 )
@@ -24,20 +25,8 @@ from bertkit.cli.options import (
 @app.command("serve")
 def serve(
     model: ModelDirOption = None,
-    backend: Annotated[
-        Backend,
-        typer.Option(
-            "--backend", help="onnx: ONNX Runtime on a `bertkit export` folder (or a run's export)."
-        ),
-    ] = Backend.torch,
-    quantize: Annotated[
-        Quantization | None,
-        typer.Option(
-            "--quantize",
-            help="int8, on CPU: torch quantizes its linear layers; onnx runs the int8 export.",
-            show_default=False,
-        ),
-    ] = None,
+    backend: BackendOption = Backend.torch,
+    quantize: QuantizeOption = None,
     device: DeviceOption = None,
     precision: PrecisionOption = InferencePrecision.auto,
     aggregation: AggregationOption = None,

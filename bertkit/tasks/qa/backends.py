@@ -24,6 +24,29 @@ class OnnxReader(Reader):
         return np.asarray(start, dtype=np.float32), np.asarray(end, dtype=np.float32)
 
 
+def load_backend_reader(
+    model: Path | None, *, backend: str = "torch", quantize: str | None = None, device: str | None = None
+) -> Reader:
+    """A reader on the chosen backend (see `bertkit.export.runtime.load_on_backend`); fp32 on torch.
+
+    Raises:
+        BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
+    """
+    from bertkit.export.runtime import load_on_backend
+    from bertkit.tasks.qa.inference import load_reader
+
+    return load_on_backend(
+        model,
+        backend=backend,
+        quantize=quantize,
+        device=device,
+        precision="auto",
+        root=Path("runs"),
+        load_torch=load_reader,
+        load_onnx=load_onnx_reader,
+    )
+
+
 def load_onnx_reader(folder: Path, *, quantize: str | None = None, device: str | None = None) -> OnnxReader:
     """Load an exported question-answering folder for ONNX Runtime.
 

@@ -36,19 +36,13 @@ def evaluate(model: Path | None, options: dict[str, Any]) -> Outcome:
 def predict(model: Path | None, texts: list[str], options: dict[str, Any]) -> None:
     """Answer questions (arguments, or --question) over --context, or every row of --input."""
     from bertkit.devices import DEFAULT_INFERENCE_BATCH
-    from bertkit.export.runtime import load_on_backend
-    from bertkit.tasks.qa.backends import load_onnx_reader
-    from bertkit.tasks.qa.inference import load_reader
+    from bertkit.tasks.qa.backends import load_backend_reader
 
-    reader = load_on_backend(
+    reader = load_backend_reader(
         model,
         backend=options.get("backend", "torch"),
         quantize=options.get("quantize"),
         device=options.get("device"),
-        precision="auto",
-        root=Path("runs"),
-        load_torch=load_reader,
-        load_onnx=load_onnx_reader,
     )
     batch_size = options.get("batch-size") or DEFAULT_INFERENCE_BATCH[reader.device]
     top_k = options.get("top-k", 1)

@@ -36,20 +36,13 @@ class QaEndpoint(Endpoint):
 
     @classmethod
     def load(cls, folder: Path | None, options: dict[str, Any]) -> QaEndpoint:
-        from bertkit.export.runtime import describe_backend, load_on_backend
-        from bertkit.tasks.qa.backends import load_onnx_reader
-        from bertkit.tasks.qa.inference import load_reader
+        from bertkit.export.runtime import describe_backend
+        from bertkit.tasks.qa.backends import load_backend_reader
 
-        reader = load_on_backend(
-            folder,
-            backend=options.get("backend", "torch"),
-            quantize=options.get("quantize"),
+        reader = load_backend_reader(
+            folder, backend=options.get("backend", "torch"), quantize=options.get("quantize"),
             device=options.get("device"),
-            precision="auto",
-            root=Path("runs"),
-            load_torch=load_reader,
-            load_onnx=load_onnx_reader,
-        )
+        )  # fmt: skip
         return cls(reader, reader.source, reader.max_length, describe_backend(reader))
 
     def items(self, body: AnswerRequest) -> list[tuple[str, str, int]]:
