@@ -2,7 +2,7 @@
 
 A served batch holds whatever requests came together: a random mix of lengths, too
 few to sort into batches of one length the way `bertkit predict` sorts a file (on
-SST-2 sentences in batches of 16, a padded batch is half padding). As in training
+SST-2 sentences in random batches of 16, 44% of a padded batch is padding). As in training
 (training/packing.py), the batch's real tokens run as one row instead: the linear
 layers compute no padding at all, attention stays inside each text, and the outputs
 are laid back out as the padded batch's, so everything after the forward pass
