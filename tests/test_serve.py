@@ -386,6 +386,27 @@ def test_multi_label_and_regression_models_answer_as_bertkit_predict_does(tiny_m
     )
 
 
+def test_the_onnx_int8_backend_serves_as_bertkit_predict_runs_it(classifier_run, tmp_path, run_cli):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from bertkit.export.run import export_model
+
+    run = tmp_path / classifier_run.name
+    shutil.copytree(classifier_run, run)
+    export_model(run, quantize="int8")
+    server = Server(
+        "--model", run, "--backend", "onnx", "--quantize", "int8", log=tmp_path / "s.log"
+    ).wait_ready()
+    try:
+        ours = server.predict({"texts": TEXTS}).json()["predictions"]
+        assert server.client.get("/v1/model").json()["backend"] == "onnx int8 on cpu"
+    finally:
+        assert server.stop() == STOPPED
+    theirs = predicted(run_cli, run, "--backend", "onnx", "--quantize", "int8", *TEXTS)
+    assert_same_classification(ours, theirs)
+
+
 def test_sigterm_under_load_answers_every_request_it_accepted(classifier_run, tmp_path):
     server = Server("--model", classifier_run, log=tmp_path / "server.log").wait_ready()
     answered, refused, lost = [], [], []
