@@ -1,4 +1,4 @@
-"""The server's dynamic batching (bertkit.serving.batching), on a stand-in model: no HTTP, no torch."""
+"""The server's dynamic batching and when it packs rows (bertkit.serving), on stand-ins: no HTTP, no model."""
 
 from __future__ import annotations
 
@@ -159,3 +159,18 @@ def test_closing_finishes_the_queued_requests_then_refuses_new_ones():
     closer.join(TIMEOUT)
     assert not closer.is_alive()
     assert [f.result(0) for f in futures] == [[f"T{i}"] for i in range(5)]
+
+
+def test_served_batches_run_as_padding_free_rows_only_with_torch_on_the_cpu_for_bert_models():
+    from types import SimpleNamespace
+
+    from bertkit.serving.rows import can_pack
+
+    def predictor(device: str, model_type: str = "bert", **extra) -> SimpleNamespace:
+        config = SimpleNamespace(model_type=model_type, position_embedding_type="absolute", is_decoder=False)
+        return SimpleNamespace(device=device, model=SimpleNamespace(config=config), **extra)
+
+    assert can_pack(predictor("cpu"))
+    assert not can_pack(predictor("cuda"))  # a GPU keeps padded batches: its matrix units stay busier
+    assert not can_pack(predictor("cpu", input_names=("input_ids",)))  # an ONNX Runtime predictor
+    assert not can_pack(predictor("cpu", model_type="roberta"))  # positions numbered from the padding id
