@@ -291,6 +291,10 @@ def test_masked_lm_export_and_fill_mask_on_onnx(tiny_model_dir, run_cli, tmp_pat
     assert ours.exit_code == 0, ours.output
     tokens = [[c["token"] for c in json.loads(r.stdout)[0]["masks"][0]] for r in (ours, theirs)]
     assert tokens[0] == tokens[1]
+    from bertkit.export.runtime import describe_backend
+    from bertkit.tasks.mlm.backends import load_backend_masked_lm
+
+    assert describe_backend(load_backend_masked_lm(target, backend="onnx")) == "onnx on cpu"
 
 
 # --------------------------------------------------------------------------- failures

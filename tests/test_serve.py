@@ -612,7 +612,7 @@ def test_an_embedding_model_answers_as_bertkit_embed_does(head_models, run_cli, 
     np.testing.assert_allclose(
         np.array([r["embedding"] for r in ours]), np.array([r["embedding"] for r in theirs]), atol=1e-5
     )
-    assert info["task"] == "embedding" and info["dimension"] == 32
+    assert info["task"] == "embedding" and info["dimension"] == 32 and info["backend"] == "torch on cpu"
     refused = run_cli("serve", "--model", head_models.embedding, "--quantize", "int8", "--port", "0")
     assert refused.exit_code == 2 and "--quantize: with --backend onnx" in refused.output
 

@@ -36,14 +36,14 @@ class EmbeddingEndpoint(Endpoint):
             encoder = load_onnx_encoder(
                 find_onnx_dir(folder), quantize=options.get("quantize"), device=options.get("device")
             )
-            backend = f"onnx{' int8' if encoder.quantized else ''} on {encoder.device}"
         else:
             from bertkit.tasks.embedding.encoder import load_encoder
 
             encoder = load_encoder(folder, device=options.get("device"))
-            backend = f"torch on {encoder.device}"
             _pack(encoder)
-        return cls(encoder, Path(str(encoder.source)), encoder.max_length, backend)
+        from bertkit.export.runtime import describe_backend
+
+        return cls(encoder, Path(str(encoder.source)), encoder.max_length, describe_backend(encoder))
 
     def items(self, body: EmbedRequest) -> list[str]:
         return list(body.texts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -18,6 +19,7 @@ from bertkit.export.runtime import (
     run_of,
     session_feed,
 )
+from bertkit.tasks.mlm.inference import MaskedLM
 
 
 def load_backend_masked_lm(
@@ -34,7 +36,7 @@ def load_backend_masked_lm(
         BertkitError: bad options, nothing to load, or a missing ONNX Runtime.
     """
     from bertkit.models import load_tokenizer
-    from bertkit.tasks.mlm.inference import MaskedLM, load_masked_lm
+    from bertkit.tasks.mlm.inference import load_masked_lm
 
     check_backend_options(backend, quantize, device)
     if backend == "torch":
@@ -46,7 +48,16 @@ def load_backend_masked_lm(
     session = open_session(graph_file(folder, quantize), device)
     tokenizer = load_tokenizer(str(folder))
     # fill_mask moves its batch to `device` as torch tensors; ONNX Runtime takes them on the CPU.
-    return MaskedLM(_OnnxMaskedLMModel(session), tokenizer, folder, "cpu", run_of(folder))
+    graph = _OnnxMaskedLMModel(session)
+    return OnnxMaskedLM(graph, tokenizer, folder, "cpu", run_of(folder), graph.names, quantize is not None)
+
+
+@dataclass
+class OnnxMaskedLM(MaskedLM):
+    """A `MaskedLM` whose model runs an exported graph on ONNX Runtime (what `describe_backend` reads)."""
+
+    input_names: tuple[str, ...] = ()
+    quantized: bool = False
 
 
 class _OnnxMaskedLMModel:

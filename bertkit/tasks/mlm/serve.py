@@ -31,10 +31,7 @@ class MlmEndpoint(Endpoint):
             device=options.get("device"),
         )  # fmt: skip
         positions = getattr(getattr(mlm.model, "config", None), "max_position_embeddings", 512)
-        backend = describe_backend(mlm)
-        if options.get("backend") == "onnx":  # the graph runs behind a torch-like model object
-            backend = f"onnx{' int8' if options.get('quantize') else ''} on cpu"
-        return cls(mlm, mlm.source, min(positions, mlm.tokenizer.model_max_length), backend)
+        return cls(mlm, mlm.source, min(positions, mlm.tokenizer.model_max_length), describe_backend(mlm))
 
     def items(self, body: FillRequest) -> list[tuple[str, int]]:
         mask = self.predictor.tokenizer.mask_token
