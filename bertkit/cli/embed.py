@@ -145,7 +145,6 @@ def embed(
         )
     from bertkit.devices import DEFAULT_INFERENCE_BATCH
     from bertkit.tasks.embedding.embed import embed_file, output_kind
-    from bertkit.tasks.embedding.encoder import load_encoder
 
     output_kind(output, tokens)  # refuse a wrong extension before loading anything
     if backend is Backend.onnx:
@@ -154,18 +153,13 @@ def embed(
         for name, given in refused.items():
             if given is not None:
                 raise UsageError(f"{name}: not with --backend onnx", hint="the graph has its pooling inside")
-        from bertkit.export.runtime import find_onnx_dir
-        from bertkit.tasks.embedding.backends import load_onnx_encoder
+    from bertkit.tasks.embedding.backends import load_backend_encoder
 
-        encoder = load_onnx_encoder(
-            find_onnx_dir(Path(model) if model else None), quantize=value(quantize), device=value(device)
-        )
-    else:
-        if quantize is not None:
-            raise UsageError("--quantize: with --backend onnx", hint="export with --quantize int8 first")
-        encoder = load_encoder(
-            model, pooling=value(pooling), normalize=normalize, device=value(device), max_length=max_length
-        )
+    settings = {} if backend is Backend.onnx else {"pooling": value(pooling), "normalize": normalize,
+                                                   "max_length": max_length}  # fmt: skip
+    encoder = load_backend_encoder(
+        model, backend=value(backend), quantize=value(quantize), device=value(device), **settings
+    )
     batch = batch_size or DEFAULT_INFERENCE_BATCH[encoder.device]
     from bertkit.console import note
 

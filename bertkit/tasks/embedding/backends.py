@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from bertkit.errors import ModelError
-from bertkit.export.runtime import graph_file, open_session, run_of, session_feed
+from bertkit.errors import ModelError, UsageError
+from bertkit.export.runtime import find_onnx_dir, graph_file, open_session, run_of, session_feed
 
 OUTPUT = "sentence_embedding"
 
@@ -52,6 +52,41 @@ class OnnxEncoder:
             (vectors,) = self.model.run([OUTPUT], session_feed(self.input_names, dict(batch)))
             out[index] = vectors
         return out
+
+
+def refuse_quantize_on_torch(backend: str, quantize: str | None) -> None:
+    """Sentence encoders run int8 only as an ONNX export (the graph holds the pooling too).
+
+    Raises:
+        UsageError: `--quantize` without `--backend onnx`.
+    """
+    if quantize is not None and backend != "onnx":
+        raise UsageError("--quantize: with --backend onnx", hint="export with --quantize int8 first")
+
+
+def load_backend_encoder(
+    model: str | Path | None,
+    *,
+    backend: str = "torch",
+    quantize: str | None = None,
+    device: str | None = None,
+    **torch_settings: Any,
+) -> Any:
+    """A sentence encoder on the backend asked for: an `Encoder` (torch), or an `OnnxEncoder`.
+
+    `torch_settings` (pooling, normalize, max_length) go to `load_encoder`.
+
+    Raises:
+        BertkitError: `--quantize` on torch, nothing to load, or not a sentence encoder.
+    """
+    refuse_quantize_on_torch(backend, quantize)
+    if backend == "onnx":
+        return load_onnx_encoder(
+            find_onnx_dir(Path(model) if model else None), quantize=quantize, device=device
+        )
+    from bertkit.tasks.embedding.encoder import load_encoder
+
+    return load_encoder(model, device=device, **torch_settings)
 
 
 def load_onnx_encoder(folder: Path, *, quantize: str | None = None, device: str | None = None) -> OnnxEncoder:

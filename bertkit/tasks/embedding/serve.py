@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from bertkit.errors import UsageError
 from bertkit.serving.endpoint import Body, Endpoint
 
 
@@ -24,25 +23,21 @@ class EmbeddingEndpoint(Endpoint):
 
     @classmethod
     def check(cls, options: dict[str, Any]) -> None:
-        if options.get("quantize") and options.get("backend") != "onnx":
-            raise UsageError("--quantize: with --backend onnx", hint="export with --quantize int8 first")
+        from bertkit.tasks.embedding.backends import refuse_quantize_on_torch
+
+        refuse_quantize_on_torch(options.get("backend", "torch"), options.get("quantize"))
 
     @classmethod
     def load(cls, folder: Path | None, options: dict[str, Any]) -> EmbeddingEndpoint:
-        if options.get("backend") == "onnx":
-            from bertkit.export.runtime import find_onnx_dir
-            from bertkit.tasks.embedding.backends import load_onnx_encoder
-
-            encoder = load_onnx_encoder(
-                find_onnx_dir(folder), quantize=options.get("quantize"), device=options.get("device")
-            )
-        else:
-            from bertkit.tasks.embedding.encoder import load_encoder
-
-            encoder = load_encoder(folder, device=options.get("device"))
-            _pack(encoder)
         from bertkit.export.runtime import describe_backend
+        from bertkit.tasks.embedding.backends import load_backend_encoder
 
+        encoder = load_backend_encoder(
+            folder, backend=options.get("backend", "torch"), quantize=options.get("quantize"),
+            device=options.get("device"),
+        )  # fmt: skip
+        if options.get("backend") != "onnx":
+            _pack(encoder)
         return cls(encoder, Path(str(encoder.source)), encoder.max_length, describe_backend(encoder))
 
     def items(self, body: EmbedRequest) -> list[str]:
