@@ -174,3 +174,17 @@ def test_served_batches_run_as_padding_free_rows_only_with_torch_on_the_cpu_for_
     assert not can_pack(predictor("cuda"))  # a GPU keeps padded batches: its matrix units stay busier
     assert not can_pack(predictor("cpu", input_names=("input_ids",)))  # an ONNX Runtime predictor
     assert not can_pack(predictor("cpu", model_type="roberta"))  # positions numbered from the padding id
+
+
+def test_units_asking_for_different_settings_run_apart_and_come_back_in_order():
+    from bertkit.serving.endpoint import run_by_setting
+
+    calls = []
+
+    def run(units: list[tuple[str, int]], top_k: int) -> list[str]:
+        calls.append(([text for text, _ in units], top_k))
+        return [text * top_k for text, _ in units]
+
+    units = [("a", 2), ("b", 1), ("c", 2), ("d", 3)]
+    assert run_by_setting(units, lambda unit: unit[1], run) == ["aa", "b", "cc", "ddd"]
+    assert calls == [(["a", "c"], 2), (["b"], 1), (["d"], 3)]

@@ -16,6 +16,7 @@ The answer's records are the ones `bertkit predict --json` prints for the same i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -109,3 +110,18 @@ def token_counts(
     second = [clip(text, max_length) for text in pairs] if pairs is not None else None
     encoded = tokenizer(first, second, truncation=True, max_length=max_length, return_length=True)
     return list(encoded["length"])
+
+
+def run_by_setting(
+    units: list[Any], setting: Callable[[Any], Hashable], run: Callable[[list[Any], Any], list[Any]]
+) -> list[Any]:
+    """Outputs of units whose requests asked for different settings (a top_k), in order.
+
+    The units of each setting run together: `run(units, setting)`.
+    """
+    outputs: list[Any] = [None] * len(units)
+    for value in dict.fromkeys(setting(unit) for unit in units):
+        index = [i for i, unit in enumerate(units) if setting(unit) == value]
+        for i, output in zip(index, run([units[i] for i in index], value), strict=True):
+            outputs[i] = output
+    return outputs

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from bertkit.serving.endpoint import Body, Endpoint, RequestProblem
+from bertkit.serving.endpoint import Body, Endpoint, RequestProblem, run_by_setting, token_counts
 
 
 class FillRequest(Body):
@@ -44,22 +44,17 @@ class MlmEndpoint(Endpoint):
         return [item[0]]
 
     def lengths(self, items: list[tuple[str, int]]) -> list[int]:
-        from bertkit.serving.endpoint import token_counts
-
         return token_counts(self.predictor.tokenizer, [t for t, _ in items], max_length=self.max_length)
 
     def run(self, items: list[tuple[str, int]]) -> list[Any]:
         """Candidates per mask; units asking for different top_k are filled apart."""
         from bertkit.tasks.mlm.inference import fill_mask
 
-        outputs: list[Any] = [None] * len(items)
-        for top_k in sorted({k for _, k in items}):
-            index = [i for i, (_, k) in enumerate(items) if k == top_k]
-            for i, masks in zip(
-                index, fill_mask(self.predictor, [items[i][0] for i in index], top_k), strict=True
-            ):
-                outputs[i] = masks
-        return outputs
+        return run_by_setting(
+            items,
+            lambda item: item[1],
+            lambda units, top_k: fill_mask(self.predictor, [t for t, _ in units], top_k),
+        )
 
     def answer(self, body: FillRequest, outputs: list[Any]) -> dict[str, Any]:
         return {"predictions": [{"text": t, "masks": m} for t, m in zip(body.texts, outputs, strict=True)]}

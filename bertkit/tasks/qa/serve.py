@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from bertkit.serving.endpoint import Body, Endpoint, token_counts
+from bertkit.serving.endpoint import Body, Endpoint, run_by_setting, token_counts
 
 
 class Question(Body):
@@ -60,21 +60,17 @@ class QaEndpoint(Endpoint):
 
     def run(self, items: list[tuple[str, str, int]]) -> list[dict[str, Any]]:
         """Answer records; units asking for different top_k are answered apart."""
+        from bertkit.devices import DEFAULT_INFERENCE_BATCH
         from bertkit.tasks.qa.predict import answer_records
 
-        outputs: list[Any] = [None] * len(items)
-        for top_k in sorted({k for _, _, k in items}):
-            index = [i for i, (_, _, k) in enumerate(items) if k == top_k]
-            answers = answer_records(
-                self.predictor,
-                [items[i][0] for i in index],
-                [items[i][1] for i in index],
-                top_k=top_k,
-                batch_size=max(len(index), 8),
-            )
-            for i, answer in zip(index, answers, strict=True):
-                outputs[i] = answer
-        return outputs
+        reader = self.predictor
+        batch_size = DEFAULT_INFERENCE_BATCH[reader.device]  # windows per forward pass, as predict reads them
+
+        def answer(units: list[tuple[str, str, int]], top_k: int) -> list[dict[str, Any]]:
+            questions, contexts = [q for q, _, _ in units], [c for _, c, _ in units]
+            return answer_records(reader, questions, contexts, top_k=top_k, batch_size=batch_size)
+
+        return run_by_setting(items, lambda item: item[2], answer)
 
     def answer(self, body: AnswerRequest, outputs: list[dict[str, Any]]) -> dict[str, Any]:
         records = [{"question": q.question, **a} for q, a in zip(body.inputs, outputs, strict=True)]
