@@ -242,8 +242,6 @@ async def _predict(state: ServerState, body: Any) -> Response:
         outputs = await asyncio.wait_for(asyncio.wrap_future(future), limits.timeout)
     except asyncio.TimeoutError:  # noqa: UP041 - not the built-in TimeoutError before Python 3.11
         return error(504, "timeout", f"no answer within {limits.timeout:g} s (--timeout)")
-    except RequestProblem as problem:
-        return error(422, "invalid_request", problem.message, field=problem.field)
     except Exception as exc:  # noqa: BLE001 - the model failed on this request; the server stays up
         log.exception("prediction failed")
         return error(500, "prediction_failed", f"the model failed on this request: {exc}")

@@ -30,7 +30,6 @@ def bind(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}",
             hint="pick another --port, or stop what is using it",
         ) from None
-    sock.set_inheritable(True)  # worker processes accept on it
     return sock
 
 
